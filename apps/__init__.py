@@ -1,0 +1,1 @@
+"""edgeagent.apps: the Textual terminal assistant (lands with its own issue)."""

@@ -1,0 +1,164 @@
+"""JSON Schema -> GBNF for llama.cpp, on top of llama-cpp-python's own converter.
+
+The library's converter does most of the work (objects, enums, arrays, unions, formats). We fix
+what makes it unsafe for tool arguments, each checked by the property test in
+tests/test_grammar_property.py:
+
+* strings are bounded: every string without `maxLength` gets one (a 135M model otherwise rambles
+  inside a free string until it runs out of tokens);
+* string characters exclude raw control characters and `\\u` escapes (the library admits a raw
+  newline inside a string, which is not JSON, and lone surrogates, which are not text);
+* numbers have no exponent and at most 16 digits each side (the library admits `1e999`, which
+  parses as infinity);
+* integer `minimum`/`maximum` (and the exclusive forms) are enforced by the grammar, which the
+  library ignores; number bounds are enforced for the integral part where that is sound.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from typing import Any
+
+from edgeagent.errors import GrammarError
+
+#: Strings without their own maxLength are capped at this many characters.
+DEFAULT_MAX_STRING_CHARS = 128
+
+# Rules that replace the converter's primitives of the same name.
+_SAFE_PRIMITIVES = {
+    "char": r'[^"\\\x00-\x1F\x7F] | "\\" ["\\/bfnrt]',
+    "integral-part": r'"0" | [1-9] [0-9]{0,15}',
+    "decimal-part": r"[0-9]{1,16}",
+    "number": r'"-"? integral-part ("." decimal-part)? space',
+    "integer": r'"-"? integral-part space',
+}
+
+_MAX_ABS = 10**16 - 1  # the largest integer the grammar writes (16 digits)
+
+
+def schema_rules(schemas: dict[str, dict[str, Any]], max_string_chars: int) -> str:
+    """GBNF rules for several JSON Schemas at once: `{rule_name: schema}` -> grammar text in which
+    each `rule_name` matches exactly the JSON documents its schema admits (without a root rule)."""
+    from llama_cpp.llama_grammar import SchemaConverter
+
+    converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    for rule_name, schema in schemas.items():
+        ranges: dict[str, str] = {}
+        prepared = _prepare(copy.deepcopy(schema), max_string_chars, ranges, rule_name)
+        # Bounded numbers become references to rules we write ourselves (see _prepare).
+        prepared.setdefault("$defs", {}).update({name: {} for name in ranges})
+        converter._rules.update(ranges)  # the converter keeps its rules in this dict
+        try:
+            resolved = converter.resolve_refs(prepared, "")
+            converter.visit(resolved, rule_name)
+        except (AssertionError, KeyError, ValueError, TypeError, NotImplementedError) as exc:
+            raise GrammarError(
+                f"cannot build a grammar for {rule_name}: unsupported schema construct ({exc})",
+                hint="use types, enums, arrays and objects that JSON Schema can state",
+            ) from None
+    for name in list(converter._rules):
+        if name in _SAFE_PRIMITIVES:
+            converter._rules[name] = _SAFE_PRIMITIVES[name]
+    return str(converter.format_grammar())
+
+
+def _prepare(node: Any, max_chars: int, ranges: dict[str, str], prefix: str) -> Any:
+    """Rewrite a schema so that the converter's output is bounded and range-checked. Bounded
+    numbers are replaced by a `$ref` to a rule written into `ranges`."""
+    if isinstance(node, list):
+        return [_prepare(item, max_chars, ranges, prefix) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _prepare(value, max_chars, ranges, prefix) for key, value in node.items()}
+    kind = out.get("type")
+    if kind == "string" and not {"pattern", "format", "enum", "const"} & out.keys():
+        out["maxLength"] = min(int(out.get("maxLength", max_chars)), max_chars)
+        if out.get("minLength", 0) > out["maxLength"]:
+            raise GrammarError(f"minLength {out['minLength']} exceeds the string cap {max_chars}")
+    elif kind in ("integer", "number") and _has_bounds(out) and "enum" not in out:
+        name = f"{prefix}-range-{len(ranges)}"
+        ranges[name] = _range_rule(out, integral=kind == "integer") + " space"
+        return {"$ref": f"#/$defs/{name}"}
+    return out
+
+
+def _has_bounds(schema: dict[str, Any]) -> bool:
+    keys = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+    return any(k in schema for k in keys)
+
+
+def _range_rule(schema: dict[str, Any], integral: bool) -> str:
+    """GBNF for the numbers within a schema's bounds. Integers: exactly the range. Numbers: the
+    integers in range, and `i.ddd` for each i >= 0 with [i, i+1) inside the range; sound (every
+    admitted value is in range) though not complete (e.g. -0.5 in [-1, 0] is not admitted)."""
+    lo, hi = -math.inf, math.inf
+    if "minimum" in schema:
+        lo = max(lo, float(schema["minimum"]))
+    if "exclusiveMinimum" in schema:
+        lo = max(lo, math.floor(float(schema["exclusiveMinimum"])) + 1)
+    if "maximum" in schema:
+        hi = min(hi, float(schema["maximum"]))
+    if "exclusiveMaximum" in schema:
+        hi = min(hi, math.ceil(float(schema["exclusiveMaximum"])) - 1)
+    int_lo = -_MAX_ABS if lo == -math.inf else max(math.ceil(lo), -_MAX_ABS)
+    int_hi = _MAX_ABS if hi == math.inf else min(math.floor(hi), _MAX_ABS)
+    if int_lo > int_hi:
+        raise GrammarError(f"no number the grammar can write lies within {json.dumps(schema)}")
+    alternatives = [_int_range(int_lo, int_hi)]
+    if not integral:
+        frac_lo, frac_hi = max(int_lo, 0), min(int_hi, math.floor(hi - 1)) if hi < math.inf else int_hi
+        if frac_lo <= frac_hi:
+            alternatives.append(f'({_int_range(frac_lo, frac_hi)}) "." [0-9]{{1,16}}')
+    return "(" + " | ".join(f"({a})" for a in alternatives) + ")"
+
+
+def _int_range(lo: int, hi: int) -> str:
+    """GBNF matching exactly the decimal integers in [lo, hi], written canonically."""
+    parts = []
+    if lo < 0:
+        parts.append('"-" (' + _natural_range(1 if hi >= 0 else -hi, -lo) + ")")
+    if hi >= 0:
+        parts.append(_natural_range(max(lo, 0), hi))
+    return " | ".join(parts)
+
+
+def _natural_range(lo: int, hi: int) -> str:
+    alternatives = []
+    for a, b in _split_range(lo, hi):
+        seq = [f'"{x}"' if x == y else f"[{x}-{y}]" for x, y in zip(str(a), str(b), strict=True)]
+        alternatives.append("(" + " ".join(seq) + ")")
+    return " | ".join(alternatives)
+
+
+def _split_range(lo: int, hi: int) -> list[tuple[int, int]]:
+    """Split [lo, hi] (lo >= 0) into runs like 120-129, 130-199, 200-999 whose bounds have the
+    same number of digits and differ only as `prefix [x-y] [0-9]...` (range-to-regex)."""
+    stops = {hi}
+    nines = 1
+    stop = _fill_nines(lo, nines)
+    while lo <= stop < hi:
+        stops.add(stop)
+        nines += 1
+        stop = _fill_nines(lo, nines)
+    zeros = 1
+    stop = _fill_zeros(hi + 1, zeros) - 1
+    while lo < stop <= hi:
+        stops.add(stop)
+        zeros += 1
+        stop = _fill_zeros(hi + 1, zeros) - 1
+    ranges, start = [], lo
+    for stop in sorted(stops):
+        ranges.append((start, stop))
+        start = stop + 1
+    return ranges
+
+
+def _fill_nines(value: int, count: int) -> int:
+    text = str(value)
+    return int(text[:-count] + "9" * count) if count < len(text) else int("9" * count)
+
+
+def _fill_zeros(value: int, count: int) -> int:
+    return value - value % (10**count)

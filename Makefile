@@ -5,6 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= Start a 12 minute timer for the pasta
 
+# llama-cpp-python builds llama.cpp from source. On x86-64 we build for AVX2 rather than
+# -march=native: the native build enables AMX kernels that crash (SIGSEGV in llama_decode on
+# batched prompts) on Xeons whose kernel does not grant AMX to the process, as on our CI machines.
+ifeq ($(shell uname -m),x86_64)
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+endif
+
 .PHONY: install run test lint clean
 
 $(STAMP): pyproject.toml Makefile

@@ -1,0 +1,340 @@
+"""The agent loop: prompt -> (tool calls -> tool results)* -> answer.
+
+    from edgeagent import Agent, tool
+
+    @tool
+    def set_timer(minutes: int, label: str = "") -> str:
+        "Start a countdown timer."
+
+    agent = Agent(tools=[set_timer])            # embedded default model, llama.cpp backend
+    result = agent.run("Start a 12 minute timer for the pasta")
+    result.answer, result.tool_calls, result.usage, result.timings
+
+Every call the loop executes was admitted by the grammar and validated by the tool's pydantic
+model; a failing tool's error goes back to the model as the tool result. The last allowed step
+admits only an answer, so a loop that does not converge still ends with one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeagent.backends import Backend, GenerationStats, SamplingParams
+from edgeagent.errors import ContextOverflowError
+from edgeagent.grammar import DEFAULT_MAX_STRING_CHARS
+from edgeagent.tools import DEFAULT_MAX_RESULT_CHARS, Tool, collect_tools
+from edgeagent.wireformat import (
+    DEFAULT_MAX_CALLS,
+    CallStream,
+    ChatRenderer,
+    Message,
+    ToolCall,
+    build_grammar,
+    parse_reply,
+    template_messages,
+)
+
+#: A prompt must leave at least this many tokens of the context for the reply.
+MIN_REPLY_TOKENS = 32
+
+
+@dataclass
+class ToolCallRecord:
+    """One executed call: what the model asked for and what came back."""
+
+    name: str
+    arguments: dict[str, Any]
+    result: str
+    ok: bool
+    error: str | None = None
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, reused from the KV cache
+    completion_tokens: int = 0
+    generations: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total_tokens": self.total_tokens}
+
+
+@dataclass
+class Timings:
+    total_s: float = 0.0
+    ttft_s: float = 0.0  # from the call until the first generated text
+    prompt_eval_s: float = 0.0
+    decode_s: float = 0.0
+    tools_s: float = 0.0
+
+    def decode_tokens_per_s(self, tokens: int) -> float:
+        return tokens / self.decode_s if self.decode_s > 0 else 0.0
+
+
+@dataclass
+class RunResult:
+    answer: str
+    tool_calls: list[ToolCallRecord]
+    usage: Usage
+    timings: Timings
+    steps: int = 0
+    duplicates_dropped: int = 0  # repeated calls cut from the model's replies
+    hit_step_limit: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        timings = asdict(self.timings)
+        # Tokens after the first one, over the time after the first one.
+        decoded = self.usage.completion_tokens - self.usage.generations
+        timings["decode_tokens_per_s"] = round(self.timings.decode_tokens_per_s(decoded), 2)
+        return {
+            "answer": self.answer,
+            "tool_calls": [c.to_dict() for c in self.tool_calls],
+            "usage": self.usage.to_dict(),
+            "timings": timings,
+            "steps": self.steps,
+            "duplicates_dropped": self.duplicates_dropped,
+            "hit_step_limit": self.hit_step_limit,
+        }
+
+
+# Streaming events, in the order they happen.
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+    kind: str  # "answer" or "call": what the reply turned out to be
+
+
+@dataclass(frozen=True)
+class ToolCallStarted:
+    call: ToolCall
+
+
+@dataclass(frozen=True)
+class ToolCallFinished:
+    record: ToolCallRecord
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    result: RunResult
+
+
+Event = TextDelta | ToolCallStarted | ToolCallFinished | RunFinished
+
+
+class Agent:
+    """A model, a set of tools and the settings of the loop. Cheap to create: the model loads on
+    first use. Sessions share the model; generations are serialized by a lock."""
+
+    def __init__(
+        self,
+        tools: Iterable[Any] = (),
+        *,
+        model: str | Path | None = None,
+        backend: Backend | None = None,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        instructions: str | None = None,
+        max_steps: int = 4,
+        max_tokens: int = 256,
+        max_calls: int = DEFAULT_MAX_CALLS,
+        max_string_chars: int = DEFAULT_MAX_STRING_CHARS,
+        max_result_chars: int = DEFAULT_MAX_RESULT_CHARS,
+        sampling: SamplingParams | None = None,
+        constrained: bool = True,
+    ) -> None:
+        if max_steps < 1:
+            raise ValueError("max_steps must be at least 1")
+        self.tools: list[Tool] = collect_tools(tools)
+        self._tool_map = {t.name: t for t in self.tools}
+        self.model = model
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.instructions = instructions
+        self.max_steps = max_steps
+        self.max_tokens = max_tokens
+        self.max_calls = max_calls
+        self.max_string_chars = max_string_chars
+        self.max_result_chars = max_result_chars
+        self.sampling = sampling or SamplingParams()
+        self.constrained = constrained
+        self._backend = backend
+        self._renderer: ChatRenderer | None = None
+        self._grammars: dict[bool, str] = {}
+        self._lock = threading.Lock()
+        if constrained:  # build the grammar now: a schema it cannot express fails here
+            self.grammar(allow_calls=True)
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            from edgeagent.backends.llamacpp import LlamaCppBackend
+            from edgeagent.models import resolve_model
+
+            path = resolve_model(self.model)
+            self._backend = LlamaCppBackend(path, n_ctx=self.n_ctx, n_threads=self.n_threads)
+        return self._backend
+
+    @property
+    def renderer(self) -> ChatRenderer:
+        if self._renderer is None:
+            bos, eos = self.backend.special_tokens()
+            self._renderer = ChatRenderer(self.backend.chat_template(), bos, eos)
+        return self._renderer
+
+    def grammar(self, allow_calls: bool) -> str:
+        if allow_calls not in self._grammars:
+            self._grammars[allow_calls] = build_grammar(
+                self.tools,
+                allow_calls=allow_calls,
+                max_calls=self.max_calls,
+                max_string_chars=self.max_string_chars,
+            )
+        return self._grammars[allow_calls]
+
+    def session(self) -> Session:
+        return Session(self)
+
+    def run(self, prompt: str) -> RunResult:
+        """One request in a fresh conversation."""
+        return self.session().send(prompt)
+
+    def stream(self, prompt: str) -> Iterator[Event]:
+        return self.session().stream(prompt)
+
+    def render(self, messages: list[Message]) -> str:
+        return self.renderer.render(template_messages(messages, self.tools, self.instructions))
+
+
+class Session:
+    """A multi-turn conversation with an agent. Turns reuse the KV cache of the shared prefix
+    (system prompt, tool schemas, earlier turns), so only the new turn is evaluated."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.messages: list[Message] = []
+
+    def send(self, prompt: str) -> RunResult:
+        for event in self.stream(prompt):
+            if isinstance(event, RunFinished):
+                return event.result
+        raise RuntimeError("the run ended without a result")  # pragma: no cover
+
+    def stream(self, prompt: str) -> Iterator[Event]:
+        """Run one user turn, yielding text as it is generated and each tool call as it runs."""
+        agent = self.agent
+        start = time.perf_counter()
+        checkpoint = len(self.messages)
+        self.messages.append(Message("user", prompt))
+        usage, timings = Usage(), Timings()
+        records: list[ToolCallRecord] = []
+        answer, duplicates, hit_limit, steps = "", 0, False, 0
+        try:
+            for step in range(agent.max_steps):
+                steps = step + 1
+                allow_calls = bool(agent.tools) and step < agent.max_steps - 1
+                text, stats, stream = "", GenerationStats(), CallStream()
+                kind = ""
+                with agent._lock:
+                    pieces = self._generate(allow_calls, stats)
+                    for piece in pieces:
+                        if not timings.ttft_s:
+                            timings.ttft_s = time.perf_counter() - start
+                        keep_going = stream.feed(piece)
+                        kind = kind or ("call" if stream.text.startswith("<") else "answer")
+                        yield TextDelta(piece, kind)
+                        if not keep_going:
+                            break
+                    pieces.close()  # stops generation; the backend records its timings
+                    text = stream.text
+                self._account(usage, timings, stats)
+                reply = parse_reply(text, agent.tools)
+                duplicates += reply.duplicates_dropped + stream.repeated
+                if not reply.is_call:
+                    answer = reply.text
+                    self.messages.append(Message("assistant", answer))
+                    break
+                self.messages.append(Message("assistant", calls=reply.calls))
+                for call in reply.calls:
+                    yield ToolCallStarted(call)
+                    record = self._execute(call)
+                    timings.tools_s += record.duration_s
+                    records.append(record)
+                    self.messages.append(Message("tool", record.result, name=call.name))
+                    yield ToolCallFinished(record)
+            else:
+                hit_limit = True
+        except BaseException:
+            del self.messages[checkpoint:]  # a failed turn leaves the conversation as it was
+            raise
+        timings.total_s = time.perf_counter() - start
+        result = RunResult(answer, records, usage, timings, steps, duplicates, hit_limit)
+        yield RunFinished(result)
+
+    def _generate(self, allow_calls: bool, stats: GenerationStats) -> Iterator[str]:
+        agent = self.agent
+        backend = agent.backend
+        prompt = backend.tokenize(agent.render(self.messages))
+        room = backend.n_ctx - len(prompt)
+        if room < MIN_REPLY_TOKENS:
+            raise ContextOverflowError(
+                f"the conversation needs {len(prompt)} tokens but the context holds "
+                f"{backend.n_ctx}, and {MIN_REPLY_TOKENS} must stay free for the reply",
+                hint="shorten the prompt, offer fewer tools, or raise n_ctx",
+            )
+        grammar = agent.grammar(allow_calls) if agent.constrained else None
+        yield from backend.generate(
+            prompt,
+            grammar=grammar,
+            sampling=agent.sampling,
+            max_tokens=min(agent.max_tokens, room),
+            stats=stats,
+        )
+
+    def _execute(self, call: ToolCall) -> ToolCallRecord:
+        tool = self.agent._tool_map.get(call.name)
+        if tool is None:  # only possible without the grammar
+            error = f"unknown tool {call.name!r}; the tools are: {', '.join(self.agent._tool_map)}"
+            return ToolCallRecord(call.name, call.arguments, error, False, error)
+        outcome = tool.invoke(call.arguments, max_chars=self.agent.max_result_chars)
+        return ToolCallRecord(
+            call.name, call.arguments, outcome.content, outcome.ok, outcome.error, outcome.duration_s
+        )
+
+    @staticmethod
+    def _account(usage: Usage, timings: Timings, stats: GenerationStats) -> None:
+        usage.prompt_tokens += stats.prompt_tokens
+        usage.cached_tokens += stats.cached_tokens
+        usage.completion_tokens += stats.completion_tokens
+        usage.generations += 1
+        timings.prompt_eval_s += stats.prompt_eval_s
+        timings.decode_s += stats.decode_s
+
+
+__all__ = [
+    "Agent",
+    "Event",
+    "RunFinished",
+    "RunResult",
+    "Session",
+    "TextDelta",
+    "Timings",
+    "ToolCallFinished",
+    "ToolCallRecord",
+    "ToolCallStarted",
+    "Usage",
+]

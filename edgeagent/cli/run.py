@@ -1,0 +1,70 @@
+"""`edgeagent run "PROMPT"`: one request to the agent, answer and tool calls printed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from edgeagent.cli.common import echo_json, json_option
+
+
+@click.command("run")
+@click.argument("prompt")
+@click.option("--model", type=click.Path(path_type=Path), help="GGUF file (default: embedded).")
+@click.option("--tools", "tools_source", metavar="MODULE", help="Module or .py file of tools.")
+@click.option("--n-ctx", default=2048, show_default=True, help="Context length in tokens.")
+@click.option("--threads", type=int, help="CPU threads (default: all this process may use).")
+@click.option("--max-steps", default=4, show_default=True, help="Model calls per request.")
+@click.option("--no-grammar", is_flag=True, help="Generate without the tool-call grammar.")
+@json_option
+def command(
+    prompt: str,
+    model: Path | None,
+    tools_source: str | None,
+    n_ctx: int,
+    threads: int | None,
+    max_steps: int,
+    no_grammar: bool,
+    as_json: bool,
+) -> None:
+    """Run one request: the model may call tools, then answers."""
+    from edgeagent.agent import Agent, RunFinished, TextDelta, ToolCallFinished
+    from edgeagent.toolsource import load_tools
+
+    agent = Agent(
+        load_tools(tools_source),
+        model=model,
+        n_ctx=n_ctx,
+        n_threads=threads,
+        max_steps=max_steps,
+        constrained=not no_grammar,
+    )
+    if as_json:
+        echo_json(agent.run(prompt).to_dict())
+        return
+    answering = False
+    for event in agent.stream(prompt):
+        if isinstance(event, TextDelta) and event.kind == "answer":
+            answering = True
+            click.echo(event.text, nl=False)
+        elif isinstance(event, ToolCallFinished):
+            rec = event.record
+            mark = click.style("→", fg="green" if rec.ok else "red")
+            args = json.dumps(rec.arguments, ensure_ascii=False)
+            click.echo(f"{mark} {rec.name}({args})  [{rec.duration_s * 1000:.0f} ms]", err=True)
+            click.echo(f"  {rec.result}", err=True)
+        elif isinstance(event, RunFinished):
+            if answering:
+                click.echo()
+            r = event.result
+            data = r.to_dict()
+            click.secho(
+                f"{r.steps} step(s) · {len(r.tool_calls)} tool call(s) · "
+                f"{r.usage.completion_tokens} tokens · "
+                f"{data['timings']['decode_tokens_per_s']:.0f} tok/s · "
+                f"first token {r.timings.ttft_s:.2f} s · total {r.timings.total_s:.2f} s",
+                dim=True,
+                err=True,
+            )

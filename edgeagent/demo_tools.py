@@ -1,0 +1,241 @@
+"""Demo tools that really work offline: timers and notes in SQLite, unit conversion, arithmetic,
+file search in a sandbox directory, device status and the time. `edgeagent run` and the docs use
+them; `DEMO_TOOLS` lists them. Their data lives under $EDGEAGENT_HOME (see edgeagent.paths)."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import fnmatch
+import operator
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from edgeagent.paths import home
+from edgeagent.tools import tool
+
+
+def _db() -> sqlite3.Connection:
+    conn = sqlite3.connect(home() / "demo.db", timeout=10)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS timers (
+            id INTEGER PRIMARY KEY, label TEXT NOT NULL, ends_at TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS notes (
+            id INTEGER PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL,
+            created_at TEXT NOT NULL);
+        """
+    )
+    return conn
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now().astimezone().replace(microsecond=0)
+
+
+@tool(effects="write")
+def set_timer(minutes: Annotated[int, Field(ge=1, le=1440)], label: str = "") -> str:
+    """Start a countdown timer.
+
+    Args:
+        minutes: how long the timer runs, in minutes
+        label: what the timer is for, e.g. "pasta"
+    """
+    ends = _now() + dt.timedelta(minutes=minutes)
+    with _db() as conn:
+        conn.execute("INSERT INTO timers (label, ends_at) VALUES (?, ?)", (label, ends.isoformat()))
+    name = f"'{label}' " if label else ""
+    return f"Timer {name}set for {minutes} minutes; it ends at {ends:%H:%M}."
+
+
+@tool
+def list_timers() -> list[dict[str, object]]:
+    """List the timers that are still running, with the minutes left on each."""
+    now = _now()
+    with _db() as conn:
+        rows = conn.execute("SELECT label, ends_at FROM timers ORDER BY ends_at").fetchall()
+    running = []
+    for label, ends_at in rows:
+        left = (dt.datetime.fromisoformat(ends_at) - now).total_seconds() / 60
+        if left > 0:
+            running.append({"label": label, "minutes_left": round(left, 1)})
+    return running
+
+
+@tool(effects="write")
+def add_note(text: str, title: str = "") -> str:
+    """Save a note on this device.
+
+    Args:
+        text: the note itself
+        title: a short title
+    """
+    with _db() as conn:
+        cur = conn.execute(
+            "INSERT INTO notes (title, text, created_at) VALUES (?, ?, ?)",
+            (title, text, _now().isoformat()),
+        )
+    return f"Saved note {cur.lastrowid}."
+
+
+@tool
+def search_notes(query: str) -> list[dict[str, object]]:
+    """Find saved notes that contain the given words.
+
+    Args:
+        query: words to look for in the notes
+    """
+    words = [w for w in query.lower().split() if w]
+    with _db() as conn:
+        rows = conn.execute("SELECT id, title, text, created_at FROM notes").fetchall()
+    hits = [
+        {"id": i, "title": title, "text": text, "created_at": created}
+        for i, title, text, created in rows
+        if all(w in f"{title} {text}".lower() for w in words)
+    ]
+    return hits[-10:]
+
+
+# unit -> (dimension, factor to the base unit); temperatures are handled apart.
+_UNITS: dict[str, tuple[str, float]] = {
+    "mm": ("length", 0.001), "cm": ("length", 0.01), "m": ("length", 1.0),
+    "km": ("length", 1000.0), "in": ("length", 0.0254), "ft": ("length", 0.3048),
+    "yd": ("length", 0.9144), "mi": ("length", 1609.344),
+    "g": ("mass", 0.001), "kg": ("mass", 1.0), "oz": ("mass", 0.028349523125),
+    "lb": ("mass", 0.45359237),
+    "ml": ("volume", 0.001), "l": ("volume", 1.0), "cup": ("volume", 0.2365882365),
+    "tbsp": ("volume", 0.01478676478125), "tsp": ("volume", 0.00492892159375),
+    "gal": ("volume", 3.785411784),
+    "c": ("temperature", 1.0), "f": ("temperature", 1.0), "k": ("temperature", 1.0),
+}  # fmt: skip
+Unit = Literal[
+    "mm", "cm", "m", "km", "in", "ft", "yd", "mi", "g", "kg", "oz", "lb",
+    "ml", "l", "cup", "tbsp", "tsp", "gal", "c", "f", "k",
+]  # fmt: skip
+
+
+@tool
+def convert_units(value: float, from_unit: Unit, to_unit: Unit) -> str:
+    """Convert a quantity between units of length, mass, volume or temperature (c, f, k).
+
+    Args:
+        value: the quantity to convert
+        from_unit: the unit of the value
+        to_unit: the unit wanted
+    """
+    dim_from, dim_to = _UNITS[from_unit][0], _UNITS[to_unit][0]
+    if dim_from != dim_to:
+        raise ValueError(f"cannot convert {dim_from} ({from_unit}) to {dim_to} ({to_unit})")
+    if dim_from == "temperature":
+        kelvin = {"c": value + 273.15, "f": (value - 32) * 5 / 9 + 273.15, "k": value}[from_unit]
+        result = {"c": kelvin - 273.15, "f": (kelvin - 273.15) * 9 / 5 + 32, "k": kelvin}[to_unit]
+    else:
+        result = value * _UNITS[from_unit][1] / _UNITS[to_unit][1]
+    return f"{value:g} {from_unit} = {result:.6g} {to_unit}"
+
+
+_OPS = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos,
+}  # fmt: skip
+
+
+def _eval(node: ast.AST) -> float:
+    if isinstance(node, ast.Expression):
+        return _eval(node.body)
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return node.value
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        left, right = _eval(node.left), _eval(node.right)
+        if isinstance(node.op, ast.Pow) and abs(right) > 100:
+            raise ValueError("exponent too large")
+        return _OPS[type(node.op)](left, right)
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
+        return _OPS[type(node.op)](_eval(node.operand))
+    raise ValueError(f"only numbers and + - * / // % ** are allowed, not {type(node).__name__}")
+
+
+@tool
+def calculate(expression: Annotated[str, Field(max_length=200)]) -> str:
+    """Evaluate an arithmetic expression such as "(12 + 3) * 4 / 5".
+
+    Args:
+        expression: numbers with + - * / // % ** and parentheses
+    """
+    result = _eval(ast.parse(expression, mode="eval"))
+    return f"{expression} = {result:.10g}"
+
+
+def files_root() -> Path:
+    """The only directory `find_files` may look in: $EDGEAGENT_FILES, else $EDGEAGENT_HOME/files."""
+    root = Path(os.environ.get("EDGEAGENT_FILES") or home() / "files").resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@tool
+def find_files(pattern: str) -> list[str]:
+    """Find files by name in the user's files folder, e.g. "*.pdf" or "report".
+
+    Args:
+        pattern: a file name, part of one, or a glob pattern
+    """
+    if "/" in pattern or "\\" in pattern or ".." in pattern:
+        raise ValueError("the pattern is a file name, not a path")
+    root = files_root()
+    glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
+    found = []
+    for dirpath, _dirs, files in os.walk(root):  # os.walk does not follow symlinked folders
+        for name in files:
+            path = Path(dirpath, name)
+            if fnmatch.fnmatch(name.lower(), glob.lower()) and path.resolve().is_relative_to(root):
+                found.append(str(path.relative_to(root)))
+    return sorted(found)[:50]
+
+
+@tool
+def device_status() -> dict[str, object]:
+    """Report this device's CPU load, memory, free disk space, temperature and battery."""
+    status: dict[str, object] = {"cpus": os.cpu_count()}
+    if hasattr(os, "getloadavg"):
+        status["load_1min"] = round(os.getloadavg()[0], 2)
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        values = {
+            line.split(":")[0]: int(line.split()[1]) for line in meminfo.read_text().splitlines()
+        }
+        status["memory_total_mb"] = values.get("MemTotal", 0) // 1024
+        status["memory_available_mb"] = values.get("MemAvailable", 0) // 1024
+    status["disk_free_gb"] = round(shutil.disk_usage(home()).free / 1e9, 1)
+    thermal = Path("/sys/class/thermal/thermal_zone0/temp")
+    if thermal.exists():
+        status["cpu_temp_c"] = int(thermal.read_text().strip()) / 1000
+    for supply in Path("/sys/class/power_supply").glob("BAT*"):
+        status["battery_percent"] = int((supply / "capacity").read_text().strip())
+    return status
+
+
+@tool
+def current_time() -> str:
+    """Tell the current local date and time."""
+    return _now().strftime("%A %d %B %Y, %H:%M (%Z)")
+
+
+DEMO_TOOLS = [
+    set_timer,
+    list_timers,
+    add_note,
+    search_notes,
+    convert_units,
+    calculate,
+    find_files,
+    device_status,
+    current_time,
+]

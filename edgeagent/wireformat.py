@@ -1,0 +1,298 @@
+"""The one tool-call wire format (DESIGN.md contract 1). Nothing else knows what a call looks like.
+
+A reply is either a plain-text answer or a list of calls inside one tag pair:
+
+    <tool_call>[{"name": "set_timer", "arguments": {"minutes": 12, "label": "pasta"}}]</tool_call>
+
+This is the shape SmolLM2's instruct data used for function calling, so the embedded default model
+has seen it. The module renders a conversation with tools through the model's own chat template
+(tools go into the system message: SmolLM2's template has no tool section), builds the grammar that
+admits exactly an answer or a bounded list of schema-valid calls, and parses replies back.
+
+Why the grammar looks the way it does: a 135M model under a "list of calls" grammar tends to
+repeat the same call, and rambles inside free strings. So the list holds at most `max_calls`
+calls, every string is bounded (edgeagent.grammar), and `CallStream` stops generation as soon as
+a call repeats an earlier one in the same reply; the repeat is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from edgeagent.grammar import DEFAULT_MAX_STRING_CHARS, schema_rules
+from edgeagent.tools import Tool
+
+CALL_OPEN = "<tool_call>"
+CALL_CLOSE = "</tool_call>"
+DEFAULT_MAX_CALLS = 4
+# An answer may not start with whitespace (str.isspace() chars) or control characters.
+_SPACES = r"\x00-\x20\x7F\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+DEFAULT_INSTRUCTIONS = "You are a helpful assistant running on the user's device."
+
+TOOLS_PROMPT = """You can call these tools, listed as JSON in <tools></tools>:
+<tools>{tools}</tools>
+
+To call tools, reply with nothing but a JSON list of calls inside <tool_call></tool_call>:
+<tool_call>[{{"name": "tool_name", "arguments": {{"argument": "value"}}}}]</tool_call>
+Use only the tools and arguments listed. Each call in the list must be different.
+When no tool fits, or once the tool results answer the request, reply to the user in plain text."""
+
+# Used when a GGUF file carries no chat template: ChatML, which most small instruct models use.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "arguments": self.arguments}
+
+
+@dataclass
+class Message:
+    """One turn of a conversation, in edgeagent's terms (not a template's)."""
+
+    role: Role
+    content: str = ""
+    calls: list[ToolCall] = field(default_factory=list)  # assistant turns that call tools
+    name: str = ""  # tool turns: which tool produced this result
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A parsed model reply: an answer, or calls (never both)."""
+
+    text: str
+    calls: list[ToolCall]
+    duplicates_dropped: int = 0
+    problems: list[str] = field(default_factory=list)  # only possible without the grammar
+
+    @property
+    def is_call(self) -> bool:
+        return bool(self.calls)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def format_calls(calls: Sequence[ToolCall]) -> str:
+    """The canonical text of a calling reply: what the grammar makes the model write."""
+    body = ", ".join(json.dumps(c.to_dict(), ensure_ascii=False) for c in calls)
+    return f"{CALL_OPEN}[{body}]{CALL_CLOSE}"
+
+
+def format_tool_result(name: str, content: str) -> str:
+    return json.dumps({"name": name, "result": content}, ensure_ascii=False)
+
+
+def system_prompt(tools: Sequence[Tool], instructions: str | None = None) -> str:
+    text = (instructions or DEFAULT_INSTRUCTIONS).strip()
+    if not tools:
+        return text
+    specs = json.dumps([t.spec() for t in tools], ensure_ascii=False)
+    return f"{text}\n\n{TOOLS_PROMPT.format(tools=specs)}"
+
+
+def template_messages(
+    messages: Sequence[Message], tools: Sequence[Tool], instructions: str | None = None
+) -> list[dict[str, str]]:
+    """Our messages as chat-template messages: a system message with the tools first, calls as
+    canonical text, tool results as `tool` messages."""
+    out = [{"role": "system", "content": system_prompt(tools, instructions)}]
+    for msg in messages:
+        if msg.role == "system":
+            continue  # the instructions travel in the first system message
+        if msg.role == "assistant" and msg.calls:
+            out.append({"role": "assistant", "content": format_calls(msg.calls)})
+        elif msg.role == "tool":
+            out.append({"role": "tool", "content": format_tool_result(msg.name, msg.content)})
+        else:
+            out.append({"role": msg.role, "content": msg.content})
+    return out
+
+
+class ChatRenderer:
+    """Renders conversations through a model's own Jinja chat template (from its GGUF file)."""
+
+    def __init__(self, template: str | None, bos_token: str = "", eos_token: str = "") -> None:
+        from jinja2 import TemplateError
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        def raise_exception(message: str) -> None:
+            raise TemplateError(message)
+
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        env.globals["raise_exception"] = raise_exception
+        self.template_text = template or CHATML_TEMPLATE
+        self._template = env.from_string(self.template_text)
+        self._tokens = {"bos_token": bos_token, "eos_token": eos_token}
+        self._tool_role_ok: bool | None = None
+
+    def render(self, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        from jinja2 import TemplateError
+
+        if self._tool_role_ok is not False:
+            try:
+                text = self._render(messages, add_generation_prompt)
+                self._tool_role_ok = True
+                return text
+            except TemplateError:
+                if not any(m["role"] == "tool" for m in messages):
+                    raise
+                self._tool_role_ok = False
+        # Templates that reject a `tool` role (strict user/assistant alternation) get results
+        # as user turns.
+        remapped = [
+            {"role": "user", "content": m["content"]} if m["role"] == "tool" else m
+            for m in messages
+        ]
+        return self._render(remapped, add_generation_prompt)
+
+    def _render(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
+        return str(
+            self._template.render(
+                messages=messages, add_generation_prompt=add_generation_prompt, **self._tokens
+            )
+        )
+
+
+# --------------------------------------------------------------------------- grammar
+
+
+def build_grammar(
+    tools: Sequence[Tool],
+    *,
+    allow_answer: bool = True,
+    allow_calls: bool = True,
+    max_calls: int = DEFAULT_MAX_CALLS,
+    max_string_chars: int = DEFAULT_MAX_STRING_CHARS,
+) -> str:
+    """GBNF admitting exactly: a plain-text answer (which cannot start with '<' or whitespace),
+    or `<tool_call>[...]</tool_call>` with 1..max_calls calls of the offered tools, each with
+    arguments valid against that tool's schema."""
+    allow_calls = allow_calls and bool(tools)
+    if not (allow_answer or allow_calls):
+        raise ValueError("the grammar must allow an answer or a call")
+    branches = []
+    lines = []
+    if allow_answer:
+        branches.append("answer")
+        lines.append(f"answer ::= [^<{_SPACES}] [^\\x00]*")
+    if allow_calls:
+        branches.append("calls")
+        more = " ".join(['(", " call'] * (max_calls - 1)) + ")?" * (max_calls - 1)
+        lines.append(f'calls ::= "{CALL_OPEN}[" call {more} "]{CALL_CLOSE}"'.replace("  ", " "))
+        names = [f"tool{i}" for i in range(len(tools))]
+        lines.append("call ::= " + " | ".join(f"{n}-call" for n in names))
+        for n, t in zip(names, tools, strict=True):
+            head = json.dumps('{"name": ' + json.dumps(t.name) + ', "arguments": ')
+            lines.append(f'{n}-call ::= {head} {n}-args "}}"')
+        lines.append(
+            schema_rules(
+                {f"{n}-args": t.parameters for n, t in zip(names, tools, strict=True)},
+                max_string_chars,
+            )
+        )
+    return "\n".join([f"root ::= {' | '.join(branches)}", *lines])
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_reply(text: str, tools: Sequence[Tool] = ()) -> Reply:
+    """Parse a reply. Under the grammar it is always well formed; without it (or for evaluating
+    other models) the parser is lenient: text around the tag, a single object instead of a list,
+    a missing closing tag. Unknown tools and malformed calls are reported in `problems`."""
+    start = text.find(CALL_OPEN)
+    if start < 0:
+        return Reply(text=text.strip(), calls=[])
+    body = text[start + len(CALL_OPEN) :]
+    end = body.find(CALL_CLOSE)
+    body = (body if end < 0 else body[:end]).strip()
+    problems: list[str] = []
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError:
+        data, problems = _decode_prefix(body)
+    items = data if isinstance(data, list) else [data]
+    known = {t.name for t in tools}
+    calls: list[ToolCall] = []
+    duplicates = 0
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            problems.append(f"call {i}: not an object with a string 'name'")
+            continue
+        args = item.get("arguments", {})
+        if not isinstance(args, dict):
+            problems.append(f"call {i} ({item['name']}): 'arguments' is not an object")
+            continue
+        if known and item["name"] not in known:  # kept: running it returns the error
+            problems.append(f"call {i}: unknown tool {item['name']!r}")
+        call = ToolCall(item["name"], args)
+        if call in calls:
+            duplicates += 1
+            continue
+        calls.append(call)
+    # Nothing usable in the tag: show the model's text as it was rather than an empty answer.
+    shown = "" if calls else text.strip()
+    return Reply(text=shown, calls=calls, duplicates_dropped=duplicates, problems=problems)
+
+
+def _decode_prefix(body: str) -> tuple[list[Any], list[str]]:
+    """Recover the complete call objects at the start of a cut-off or garbled list."""
+    decoder = json.JSONDecoder()
+    items: list[Any] = []
+    pos = body.find("{")
+    while 0 <= pos < len(body):
+        try:
+            obj, pos = decoder.raw_decode(body, pos)
+        except json.JSONDecodeError:
+            return items, [f"malformed call list after {len(items)} call(s)"]
+        items.append(obj)
+        pos = body.find("{", pos)
+    return items, []
+
+
+class CallStream:
+    """Watches a reply as it is generated. `feed` returns False when generation should stop:
+    the reply is calling tools and its newest complete call repeats an earlier one."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self._decoder = json.JSONDecoder()
+        self._seen: list[Any] = []
+        self._scan = 0
+        self.repeated = False
+
+    def feed(self, piece: str) -> bool:
+        self.text += piece
+        if not self.text.startswith(CALL_OPEN) or "}" not in piece:
+            return True
+        body = self.text[len(CALL_OPEN) + 1 :]  # after "<tool_call>["
+        pos = max(self._scan, 0)
+        while True:
+            start = body.find("{", pos)
+            if start < 0:
+                return True
+            try:
+                obj, end = self._decoder.raw_decode(body, start)
+            except json.JSONDecodeError:
+                return True  # the current call is not complete yet
+            self._scan = pos = end
+            if obj in self._seen:
+                self.repeated = True
+                self.text = CALL_OPEN + "[" + body[: start].rstrip(", ") + "]" + CALL_CLOSE
+                return False
+            self._seen.append(obj)

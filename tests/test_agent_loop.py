@@ -1,0 +1,152 @@
+"""The agent loop's logic, driven by a scripted backend (the real model runs in test_model.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from edgeagent import Agent, tool
+from edgeagent.agent import TextDelta, ToolCallFinished, ToolCallStarted
+from edgeagent.backends import Backend, GenerationStats, SamplingParams
+from edgeagent.errors import ContextOverflowError
+
+
+class ScriptedBackend:
+    """Replies from a script, one per generation; records the grammar it was given."""
+
+    name = "scripted"
+    model_path = "scripted"
+
+    def __init__(self, replies: list[str], n_ctx: int = 4096) -> None:
+        self.replies = list(replies)
+        self.n_ctx = n_ctx
+        self.grammars: list[str | None] = []
+        self.prompts: list[list[int]] = []
+
+    def tokenize(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
+
+    def chat_template(self) -> str | None:
+        return None
+
+    def special_tokens(self) -> tuple[str, str]:
+        return "", ""
+
+    def generate(self, prompt, *, grammar, sampling: SamplingParams, max_tokens, stats: GenerationStats) -> Iterator[str]:
+        self.grammars.append(grammar)
+        self.prompts.append(prompt)
+        stats.prompt_tokens = len(prompt)
+        reply = self.replies.pop(0)
+        for i in range(0, len(reply), 7):
+            stats.completion_tokens += 1
+            yield reply[i : i + 7]
+
+
+calls_made: list[int] = []
+
+
+@tool
+def set_timer(minutes: int, label: str = "") -> str:
+    """Start a countdown timer."""
+    calls_made.append(minutes)
+    return f"Timer set for {minutes} minutes."
+
+
+@tool
+def broken(x: int) -> str:
+    """Always fails."""
+    raise OSError("disk on fire")
+
+
+def call(name: str, args: str) -> str:
+    return f'<tool_call>[{{"name": "{name}", "arguments": {args}}}]</tool_call>'
+
+
+def test_backend_protocol_is_satisfied():
+    assert isinstance(ScriptedBackend([]), Backend)
+
+
+def test_call_then_answer():
+    calls_made.clear()
+    backend = ScriptedBackend([call("set_timer", '{"minutes": 12, "label": "pasta"}'), "Your timer is set."])
+    result = Agent([set_timer], backend=backend).run("Start a 12 minute timer for the pasta")
+    assert result.answer == "Your timer is set."
+    assert [(c.name, c.arguments, c.ok) for c in result.tool_calls] == [
+        ("set_timer", {"minutes": 12, "label": "pasta"}, True)
+    ]
+    assert result.tool_calls[0].result == "Timer set for 12 minutes."
+    assert calls_made == [12]
+    assert result.steps == 2 and result.usage.generations == 2
+    # the second prompt carries the call and its result
+    second = "".join(map(chr, backend.prompts[1]))
+    assert '"result": "Timer set for 12 minutes."' in second
+
+
+def test_validation_error_goes_back_to_the_model():
+    calls_made.clear()
+    backend = ScriptedBackend([call("set_timer", '{"minutes": "soon"}'), "Sorry."])
+    result = Agent([set_timer], backend=backend, constrained=False).run("timer")
+    assert not result.tool_calls[0].ok
+    assert "minutes: Input should be a valid integer" in result.tool_calls[0].result
+    assert calls_made == []  # the function never ran
+    assert "valid integer" in "".join(map(chr, backend.prompts[1]))
+
+
+def test_tool_exception_goes_back_to_the_model():
+    backend = ScriptedBackend([call("broken", '{"x": 1}'), "It failed."])
+    result = Agent([broken], backend=backend).run("go")
+    assert result.tool_calls[0].error == "broken failed: OSError: disk on fire"
+    assert result.answer == "It failed."
+
+
+def test_step_limit_forces_an_answer():
+    looping = [call("set_timer", '{"minutes": 1}')] * 2 + ["Giving up."]
+    backend = ScriptedBackend(looping)
+    result = Agent([set_timer], backend=backend, max_steps=3).run("loop")
+    assert result.answer == "Giving up." and result.steps == 3
+    assert "calls" in backend.grammars[0] and "calls" not in backend.grammars[2]
+
+
+def test_step_limit_without_grammar_reports_it():
+    backend = ScriptedBackend([call("set_timer", '{"minutes": 1}')] * 2)
+    result = Agent([set_timer], backend=backend, max_steps=2, constrained=False).run("loop")
+    assert result.hit_step_limit and result.answer == ""
+
+
+def test_unknown_tool_without_grammar_is_an_error_result():
+    backend = ScriptedBackend([call("launch_rocket", "{}"), "ok"])
+    result = Agent([set_timer], backend=backend, constrained=False).run("go")
+    assert not result.tool_calls[0].ok
+    assert "unknown tool 'launch_rocket'" in result.tool_calls[0].result
+    assert result.answer == "ok"
+
+
+def test_streaming_events_in_order():
+    backend = ScriptedBackend([call("set_timer", '{"minutes": 2}'), "Done."])
+    events = list(Agent([set_timer], backend=backend).stream("timer"))
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.index("ToolCallStarted") < kinds.index("ToolCallFinished") < kinds.index("RunFinished")
+    deltas = [e for e in events if isinstance(e, TextDelta)]
+    assert {d.kind for d in deltas} == {"call", "answer"}
+    assert "".join(d.text for d in deltas if d.kind == "answer") == "Done."
+    assert isinstance(events[-1].result.tool_calls[0], object)
+    assert any(isinstance(e, ToolCallStarted) for e in events)
+    assert any(isinstance(e, ToolCallFinished) for e in events)
+
+
+def test_session_keeps_history():
+    backend = ScriptedBackend(["Hi!", "You said hello."])
+    session = Agent([set_timer], backend=backend).session()
+    session.send("hello")
+    session.send("what did I say?")
+    assert [m.role for m in session.messages] == ["user", "assistant", "user", "assistant"]
+    assert "hello" in "".join(map(chr, backend.prompts[1]))
+
+
+def test_prompt_too_long_is_a_clear_error_and_loses_nothing():
+    backend = ScriptedBackend(["Hi!"], n_ctx=600)
+    session = Agent([set_timer], backend=backend).session()
+    with pytest.raises(ContextOverflowError, match="tokens but the context holds 600"):
+        session.send("x" * 1000)
+    assert session.messages == []  # the failed turn was rolled back

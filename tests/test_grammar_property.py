@@ -1,0 +1,166 @@
+"""Property tests: whatever the tool-call grammar admits parses and validates.
+
+Hypothesis draws tool signatures of the kinds @tool accepts, builds the wire-format grammar, and
+derives random strings from that grammar (tests/gbnf.py). Every derived string must parse as an
+answer or as calls whose arguments pass the tool's own pydantic validation.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import json
+import math
+from typing import Annotated, Any, Literal, Optional
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, Field
+
+from edgeagent.grammar import _int_range, schema_rules
+from edgeagent.tools import make_tool
+from edgeagent.wireformat import CALL_OPEN, build_grammar, parse_reply
+from tests.gbnf import generate, matches, parse_gbnf
+
+EXAMPLES = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+class Mood(enum.Enum):
+    HAPPY = "happy"
+    SAD = "sad ü"
+
+
+class Point(BaseModel):
+    x: float
+    y: Annotated[int, Field(ge=-3, le=3)] = 0
+    tag: Optional[str] = None
+
+
+words = st.text(alphabet="abcxyz _-é\"\\", min_size=1, max_size=6)
+
+
+@st.composite
+def annotations(draw: Any) -> Any:
+    lo = draw(st.integers(-150, 150))
+    span = draw(st.integers(0, 2000))
+    kinds = [
+        str,
+        int,
+        float,
+        bool,
+        Mood,
+        Point,
+        list[int],
+        list[str],
+        Optional[int],
+        dict[str, int],
+        Annotated[int, Field(ge=lo, le=lo + span)],
+        Annotated[int, Field(gt=lo)],
+        Annotated[int, Field(lt=lo)],
+        Annotated[float, Field(ge=lo, le=lo + span)],
+        Annotated[float, Field(ge=0)],
+        Annotated[float, Field(gt=lo, lt=lo + span + 2)],
+        Annotated[str, Field(max_length=draw(st.integers(1, 20)))],
+        Annotated[str, Field(min_length=1, max_length=8)],
+        Annotated[list[bool], Field(min_length=1, max_length=3)],
+    ]
+    choice = draw(st.sampled_from(kinds + ["literal"]))
+    if choice == "literal":
+        values = draw(st.lists(words, min_size=1, max_size=3, unique=True))
+        return Literal[tuple(values)]  # type: ignore[valid-type]
+    return choice
+
+
+@st.composite
+def tools(draw: Any, index: int = 0) -> Any:
+    n = draw(st.integers(0, 4))
+    params = []
+    for i in range(n):
+        ann = draw(annotations())
+        optional = draw(st.booleans())
+        default = inspect.Parameter.empty
+        if optional:
+            default = None
+            ann = Optional[ann]
+        params.append(inspect.Parameter(f"arg_{i}", inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann))
+    params.sort(key=lambda p: p.default is not inspect.Parameter.empty)
+
+    def fn(**kwargs: Any) -> Any:
+        return kwargs
+
+    fn.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    fn.__annotations__ = {p.name: p.annotation for p in params}
+    fn.__doc__ = "A generated tool."
+    return make_tool(fn, name=f"tool_{index}")
+
+
+def check_reply(text: str, offered: list) -> None:
+    reply = parse_reply(text, offered)
+    assert not reply.problems, (text, reply.problems)
+    if not text.startswith(CALL_OPEN):
+        assert reply.text and not reply.calls
+        return
+    assert 1 <= len(reply.calls) + reply.duplicates_dropped
+    by_name = {t.name: t for t in offered}
+    for call in reply.calls:
+        model = by_name[call.name].validate(call.arguments)  # raises if the grammar let it through
+        # Arguments survive a JSON round trip (no infinities, no lone surrogates).
+        dumped = json.dumps(call.arguments, ensure_ascii=False, allow_nan=False)
+        dumped.encode("utf-8")
+        assert model is not None
+
+
+@EXAMPLES
+@given(data=st.data(), t0=tools(index=0), t1=tools(index=1), max_calls=st.integers(1, 3))
+def test_everything_the_grammar_admits_parses_and_validates(data, t0, t1, max_calls):
+    offered = [t0, t1]
+    rules = parse_gbnf(build_grammar(offered, max_calls=max_calls, max_string_chars=12))
+    for _ in range(3):
+        check_reply(generate(data, rules), offered)
+
+
+@EXAMPLES
+@given(data=st.data(), t0=tools(index=0))
+def test_calls_only_grammar_admits_no_answer(data, t0):
+    rules = parse_gbnf(build_grammar([t0], allow_answer=False))
+    text = generate(data, rules)
+    assert text.startswith(CALL_OPEN)
+    check_reply(text, [t0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(lo=st.integers(-10**6, 10**6), span=st.integers(0, 10**6), probe=st.integers(-3 * 10**6, 3 * 10**6))
+def test_integer_ranges_are_exact(lo, span, probe):
+    hi = lo + span
+    rules = parse_gbnf(f"root ::= {_int_range(lo, hi)}")
+    for value in (lo, hi, lo - 1, hi + 1, probe, (lo + hi) // 2):
+        assert matches(rules, str(value)) == (lo <= value <= hi), value
+    assert not matches(rules, "-0") and not matches(rules, "007")
+
+
+def test_strings_are_bounded_and_json_safe():
+    rules = parse_gbnf(schema_rules({"r": {"type": "string"}}, max_string_chars=5).replace("r ::=", "root ::=", 1))
+    assert matches(rules, '"abcde"')
+    assert not matches(rules, '"abcdef"')  # the cap
+    assert not matches(rules, '"a\nb"')  # raw control characters are not JSON
+    assert matches(rules, '"a\\nb"')  # escaped ones are
+    assert not matches(rules, '"\\ud800"')  # no \u escapes: no lone surrogates
+
+
+def test_numbers_have_no_exponent():
+    rules = parse_gbnf(schema_rules({"r": {"type": "number"}}, 8).replace("r ::=", "root ::=", 1))
+    assert matches(rules, "-12.5")
+    assert not matches(rules, "1e999")
+    assert math.isfinite(float("9" * 16 + "." + "9" * 16))
+
+
+def test_answer_cannot_start_like_a_call_or_with_space():
+    t = make_tool(lambda: None, name="noop")
+    rules = parse_gbnf(build_grammar([t]))
+    assert matches(rules, "Hello <b>there</b>")
+    assert not matches(rules, "<tool_call")
+    assert not matches(rules, " Hello")
+    assert matches(rules, '<tool_call>[{"name": "noop", "arguments": {}}]</tool_call>')
+    assert not matches(rules, '<tool_call>[{"name": "other", "arguments": {}}]</tool_call>')

@@ -1,0 +1,38 @@
+"""`pip install .` gives the four import names from the installed copy (DESIGN.md, Layout)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = ["edgeagent", "edgeagent.converters", "edgeagent.targets", "edgeagent.apps"]
+
+
+def test_import_names_from_this_environment():
+    import importlib
+
+    for name in NAMES:
+        assert importlib.import_module(name).__file__
+
+
+def test_pip_install_dot_gives_the_import_names(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    code = (
+        "import importlib, sys\n"
+        f"for n in {NAMES!r}:\n"
+        "    m = importlib.import_module(n)\n"
+        f"    assert m.__file__.startswith({str(target)!r}), (n, m.__file__)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target)},
+        capture_output=True, text=True,
+    )
+    assert out.stdout.strip() == "ok", out.stderr

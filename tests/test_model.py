@@ -1,0 +1,71 @@
+"""The real embedded default model (SmolLM2-135M-Instruct Q4_1) through llama.cpp."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgeagent import Agent
+from edgeagent.agent import RunFinished, TextDelta
+from edgeagent.backends import SamplingParams
+from edgeagent.demo_tools import DEMO_TOOLS
+from edgeagent.wireformat import build_grammar
+
+pytestmark = pytest.mark.model
+BY_NAME = {t.name: t for t in DEMO_TOOLS}
+
+
+def assert_calls_valid(result):
+    for call in result.tool_calls:
+        BY_NAME[call.name].validate(call.arguments)  # raises if not schema-valid
+        json.dumps(call.arguments, allow_nan=False)
+
+
+def test_timer_prompt_gives_schema_valid_calls_and_an_answer(backend):
+    agent = Agent(DEMO_TOOLS, backend=backend)
+    result = agent.run("Start a 12 minute timer for the pasta")
+    assert_calls_valid(result)
+    assert result.answer.strip()
+    assert result.usage.completion_tokens > 0 and result.timings.total_s > 0
+    assert result.steps <= agent.max_steps
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sampled_replies_under_the_grammar_always_parse_and_validate(backend, seed):
+    """What the real sampler draws at a high temperature is admitted by the grammar, so it must
+    validate: the property test's claim, checked against llama.cpp's own grammar engine."""
+    sampling = SamplingParams(temperature=1.5, top_k=0, top_p=1.0, min_p=0.0, seed=seed)
+    agent = Agent(DEMO_TOOLS, backend=backend, sampling=sampling, max_steps=2, max_tokens=96)
+    result = agent.run("Convert 3 cups to ml, then add a note about it and set a timer.")
+    assert_calls_valid(result)
+
+
+def test_llama_cpp_accepts_the_grammars(backend):
+    for allow_calls in (True, False):
+        backend._check_grammar(build_grammar(DEMO_TOOLS, allow_calls=allow_calls))
+
+
+def test_session_reuses_the_kv_cache(backend):
+    session = Agent(DEMO_TOOLS, backend=backend, max_steps=1).session()
+    first = session.send("Hello! Who are you?")
+    second = session.send("What can you do?")
+    # The system prompt, tool schemas and the first turn are not evaluated again.
+    assert second.usage.cached_tokens >= first.usage.prompt_tokens
+    assert second.usage.prompt_tokens > first.usage.prompt_tokens
+
+
+def test_streamed_text_is_the_answer(backend):
+    agent = Agent([], backend=backend, max_tokens=40)
+    events = list(agent.stream("Say hello in three words."))
+    result = events[-1].result
+    assert isinstance(events[-1], RunFinished)
+    streamed = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert streamed.strip() == result.answer and result.answer
+
+
+def test_prompt_that_does_not_fit_is_refused(backend):
+    from edgeagent.errors import ContextOverflowError
+
+    with pytest.raises(ContextOverflowError, match="context holds 2048"):
+        Agent([], backend=backend).run("word " * 3000)

@@ -1,0 +1,156 @@
+"""@tool: signature + docstring -> pydantic model -> JSON Schema; validation; errors as results."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal
+
+import pytest
+from pydantic import BaseModel, Field
+
+from edgeagent import Tool, tool
+from edgeagent.errors import ToolDefinitionError
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Address(BaseModel):
+    city: str
+    zip_code: str | None = None
+
+
+def test_schema_types_defaults_and_descriptions():
+    @tool
+    def book(
+        city: str,
+        nights: int,
+        budget: float = 100.0,
+        pets: bool = False,
+        room: Literal["single", "double"] = "double",
+        color: Color = Color.RED,
+        guests: list[str] | None = None,
+        address: Address | None = None,
+    ) -> str:
+        """Book a hotel room.
+
+        Args:
+            city: where to stay
+            nights: how many nights
+        """
+        return "ok"
+
+    assert isinstance(book, Tool)
+    assert book.name == "book"
+    assert book.description == "Book a hotel room."
+    p = book.parameters
+    assert p["type"] == "object"
+    assert p["additionalProperties"] is False
+    assert p["required"] == ["city", "nights"]
+    props = p["properties"]
+    assert props["city"] == {"type": "string", "description": "where to stay"}
+    assert props["nights"]["type"] == "integer"
+    assert props["budget"] == {"type": "number", "default": 100.0}
+    assert props["pets"] == {"type": "boolean", "default": False}
+    assert props["room"]["enum"] == ["single", "double"]
+    assert props["color"]["enum"] == ["red", "blue"]  # Enum inlined, no $ref
+    assert {"type": "array", "items": {"type": "string"}} in props["guests"]["anyOf"]
+    nested = props["address"]["anyOf"][0]
+    assert nested["properties"]["city"] == {"type": "string"}
+    assert nested["additionalProperties"] is False
+    assert "$defs" not in p and "title" not in str(p.get("title", ""))
+
+
+def test_validation_and_invocation():
+    @tool
+    def add(a: int, b: int = 1) -> int:
+        """Add two numbers."""
+        return a + b
+
+    assert add(2, 3) == 5  # still callable as a function
+    out = add.invoke({"a": 4})
+    assert out.ok and out.content == "5"
+    bad = add.invoke({"a": "four"})
+    assert not bad.ok and "a:" in bad.content and "integer" in bad.content
+    extra = add.invoke({"a": 1, "c": 2})
+    assert not extra.ok and "c:" in extra.content
+
+
+def test_tool_exception_becomes_result():
+    @tool
+    def explode(x: int) -> str:
+        """Always fails."""
+        raise RuntimeError(f"boom {x}")
+
+    out = explode.invoke({"x": 3})
+    assert not out.ok
+    assert out.content == "explode failed: RuntimeError: boom 3"
+
+
+def test_result_is_capped():
+    @tool
+    def big() -> str:
+        """Returns a lot."""
+        return "x" * 5000
+
+    out = big.invoke({}, max_chars=100)
+    assert out.content.startswith("x" * 100) and "4900 more characters" in out.content
+
+
+def test_enum_and_nested_model_arguments_are_parsed():
+    @tool
+    def paint(color: Color, where: Address) -> str:
+        """Paint."""
+        assert isinstance(color, Color) and isinstance(where, Address)
+        return f"{color.value} in {where.city}"
+
+    assert paint.invoke({"color": "blue", "where": {"city": "Oslo"}}).content == "blue in Oslo"
+
+
+def test_options_and_effects():
+    @tool(name="timer", effects="write", description="Start a timer.")
+    def set_timer(minutes: Annotated[int, Field(ge=1, le=60)]) -> str:
+        return str(minutes)
+
+    assert (set_timer.name, set_timer.effects, set_timer.description) == (
+        "timer",
+        "write",
+        "Start a timer.",
+    )
+    assert set_timer.parameters["properties"]["minutes"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 60,
+    }
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("def f(x): 'doc'", "has no type annotation"),
+        ("def f(*args: int): 'doc'", "*args and **kwargs"),
+        ("def f(**kw: int): 'doc'", "*args and **kwargs"),
+        ("def f(x: int, /): 'doc'", "positional-only"),
+        ("class C: pass\ndef f(x: C): 'doc'", "unsupported argument type"),
+    ],
+)
+def test_unsupported_signatures_are_refused(source, message):
+    namespace: dict = {}
+    exec(source, namespace)
+    with pytest.raises(ToolDefinitionError, match=message.replace("*", r"\*")):
+        tool(namespace["f"])
+
+
+class Tree(BaseModel):
+    children: list[Tree] = []
+
+
+def test_recursive_model_is_refused():
+    def grow(tree: Tree) -> str:
+        """Grow."""
+        return ""
+
+    with pytest.raises(ToolDefinitionError, match="recursive"):
+        tool(grow)

@@ -1,0 +1,125 @@
+"""The wire format: rendering through the model's template, parsing, and the repeat guard."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgeagent import tool
+from edgeagent.wireformat import (
+    CallStream,
+    ChatRenderer,
+    Message,
+    ToolCall,
+    format_calls,
+    parse_reply,
+    template_messages,
+)
+
+SMOLLM2_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+    "Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + "
+    "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@tool
+def set_timer(minutes: int, label: str = "") -> str:
+    """Start a countdown timer."""
+    return "ok"
+
+
+def test_parse_answer_and_calls():
+    assert parse_reply("Hello there.", [set_timer]).text == "Hello there."
+    text = '<tool_call>[{"name": "set_timer", "arguments": {"minutes": 12}}]</tool_call>'
+    reply = parse_reply(text, [set_timer])
+    assert reply.calls == [ToolCall("set_timer", {"minutes": 12})]
+    assert reply.text == "" and not reply.problems
+
+
+def test_parse_drops_exact_repeats():
+    call = '{"name": "set_timer", "arguments": {"minutes": 12}}'
+    other = '{"name": "set_timer", "arguments": {"minutes": 5}}'
+    reply = parse_reply(f"<tool_call>[{call}, {call}, {other}, {call}]</tool_call>", [set_timer])
+    assert [c.arguments["minutes"] for c in reply.calls] == [12, 5]
+    assert reply.duplicates_dropped == 2
+
+
+@pytest.mark.parametrize(
+    "text, n_calls, problem",
+    [
+        ('I will. <tool_call>{"name": "set_timer", "arguments": {"minutes": 1}}</tool_call>', 1, None),
+        ('<tool_call>[{"name": "set_timer", "arguments": {"minutes": 1}}, {"name": "set_t', 1, "malformed"),
+        ('<tool_call>[{"name": "nope", "arguments": {}}]</tool_call>', 1, "unknown tool"),
+        ('<tool_call>[{"name": "set_timer", "arguments": [1]}]</tool_call>', 0, "not an object"),
+        ("<tool_call>[42]</tool_call>", 0, "string 'name'"),
+    ],
+)
+def test_lenient_parse_of_unconstrained_output(text, n_calls, problem):
+    reply = parse_reply(text, [set_timer])
+    assert len(reply.calls) == n_calls
+    if problem:
+        assert any(problem in p for p in reply.problems)
+    else:
+        assert not reply.problems
+
+
+def test_format_calls_round_trips():
+    calls = [ToolCall("set_timer", {"minutes": 3, "label": "tea ☕"}), ToolCall("set_timer", {"minutes": 4})]
+    assert parse_reply(format_calls(calls), [set_timer]).calls == calls
+
+
+def test_call_stream_stops_at_the_first_repeat():
+    stream = CallStream()
+    pieces = ['<tool_call>[{"name": "set_timer", ', '"arguments": {"minutes": 2}}', ", ",
+              '{"name": "set_timer", "arguments": {"minutes": 2}}', ", {"]  # fmt: skip
+    results = [stream.feed(p) for p in pieces[:4]]
+    assert results == [True, True, True, False]
+    assert stream.repeated
+    assert parse_reply(stream.text, [set_timer]).calls == [ToolCall("set_timer", {"minutes": 2})]
+
+
+def test_call_stream_ignores_answers_with_braces():
+    stream = CallStream()
+    assert all(stream.feed(p) for p in ["Use {x}", " and {x}", " again {x}"])
+
+
+def test_render_through_the_models_template():
+    renderer = ChatRenderer(SMOLLM2_TEMPLATE)
+    messages = [
+        Message("user", "Start a 12 minute timer"),
+        Message("assistant", calls=[ToolCall("set_timer", {"minutes": 12})]),
+        Message("tool", "Timer set.", name="set_timer"),
+        Message("assistant", "Done."),
+        Message("user", "Thanks"),
+    ]
+    text = renderer.render(template_messages(messages, [set_timer], "Be brief."))
+    assert text.startswith("<|im_start|>system\nBe brief.\n\nYou can call these tools")
+    assert '"name": "set_timer"' in text.split("<|im_end|>")[0]  # tools in the system message
+    assert (
+        '<|im_start|>assistant\n<tool_call>[{"name": "set_timer", "arguments": {"minutes": 12}}]'
+        "</tool_call><|im_end|>\n"
+    ) in text
+    assert '<|im_start|>tool\n{"name": "set_timer", "result": "Timer set."}<|im_end|>' in text
+    assert text.endswith("<|im_start|>user\nThanks<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_render_is_prefix_stable_across_turns():
+    """Turn N+1's prompt extends turn N's prompt plus the reply: what makes KV reuse work."""
+    renderer = ChatRenderer(SMOLLM2_TEMPLATE)
+    history = [Message("user", "hi")]
+    first = renderer.render(template_messages(history, [set_timer]))
+    history += [Message("assistant", "Hello!"), Message("user", "again")]
+    second = renderer.render(template_messages(history, [set_timer]))
+    assert second.startswith(first + "Hello!")
+
+
+def test_templates_without_a_tool_role_get_results_as_user_turns():
+    strict = (
+        "{% for m in messages %}{% if m['role'] not in ['system', 'user', 'assistant'] %}"
+        "{{ raise_exception('bad role') }}{% endif %}[{{ m['role'] }}]{{ m['content'] }}{% endfor %}"
+    )
+    renderer = ChatRenderer(strict)
+    msgs = template_messages([Message("user", "x"), Message("tool", "42", name="set_timer")], [set_timer])
+    assert '[user]{"name": "set_timer", "result": "42"}' in renderer.render(msgs)

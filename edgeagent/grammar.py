@@ -8,6 +8,8 @@ tests/test_grammar_property.py:
   inside a free string until it runs out of tokens);
 * string characters exclude raw control characters and `\\u` escapes (the library admits a raw
   newline inside a string, which is not JSON, and lone surrogates, which are not text);
+* literals (enum and const values, property names) escape backslashes: the library's Python
+  port does not, so a value containing `\\` or `\"` broke the grammar;
 * numbers have no exponent and at most 16 digits each side (the library admits `1e999`, which
   parses as infinity);
 * integer `minimum`/`maximum` (and the exclusive forms) are enforced by the grammar, which the
@@ -44,6 +46,7 @@ def schema_rules(schemas: dict[str, dict[str, Any]], max_string_chars: int) -> s
     from llama_cpp.llama_grammar import SchemaConverter
 
     converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    converter._format_literal = gbnf_literal  # type: ignore[method-assign]
     for rule_name, schema in schemas.items():
         ranges: dict[str, str] = {}
         prepared = _prepare(copy.deepcopy(schema), max_string_chars, ranges, rule_name)
@@ -62,6 +65,12 @@ def schema_rules(schemas: dict[str, dict[str, Any]], max_string_chars: int) -> s
         if name in _SAFE_PRIMITIVES:
             converter._rules[name] = _SAFE_PRIMITIVES[name]
     return str(converter.format_grammar())
+
+
+def gbnf_literal(text: str) -> str:
+    """A GBNF string literal matching `text` exactly."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r") + '"'
 
 
 def _prepare(node: Any, max_chars: int, ranges: dict[str, str], prefix: str) -> Any:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edgeagent.grammar import DEFAULT_MAX_STRING_CHARS, schema_rules
+from edgeagent.grammar import DEFAULT_MAX_STRING_CHARS, gbnf_literal, schema_rules
 from edgeagent.tools import Tool
 
 CALL_OPEN = "<tool_call>"
@@ -197,7 +197,7 @@ def build_grammar(
         names = [f"tool{i}" for i in range(len(tools))]
         lines.append("call ::= " + " | ".join(f"{n}-call" for n in names))
         for n, t in zip(names, tools, strict=True):
-            head = json.dumps('{"name": ' + json.dumps(t.name) + ', "arguments": ')
+            head = gbnf_literal('{"name": ' + json.dumps(t.name) + ', "arguments": ')
             lines.append(f'{n}-call ::= {head} {n}-args "}}"')
         lines.append(
             schema_rules(

@@ -47,7 +47,7 @@ def test_llama_cpp_accepts_the_grammars(backend):
 
 
 def test_session_reuses_the_kv_cache(backend):
-    session = Agent(DEMO_TOOLS, backend=backend, max_steps=1).session()
+    session = Agent(DEMO_TOOLS, backend=backend, max_steps=1, max_tokens=48).session()
     first = session.send("Hello! Who are you?")
     second = session.send("What can you do?")
     # The system prompt, tool schemas and the first turn are not evaluated again.

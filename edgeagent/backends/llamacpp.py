@@ -65,6 +65,7 @@ class LlamaCppBackend:
         self._vocab = self._llm._model.vocab
         self._eog = llama_cpp.llama_vocab_is_eog
         self._grammars: dict[str, Any] = {}
+        self._pieces: dict[int, bytes] = {}
 
     def tokenize(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -78,6 +79,22 @@ class LlamaCppBackend:
             model.token_get_text(self._llm.token_bos()),
             model.token_get_text(self._llm.token_eos()),
         )
+
+    def piece(self, token: int) -> bytes:
+        """A token's bytes (cached: the vocabulary is finite and decoding is per token)."""
+        cached = self._pieces.get(token)
+        if cached is None:
+            import ctypes
+
+            import llama_cpp
+
+            buf = ctypes.create_string_buffer(64)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+            if n < 0:  # the piece is longer than the buffer: -n is its length
+                buf = ctypes.create_string_buffer(-n)
+                n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+            cached = self._pieces[token] = buf.raw[:n]
+        return cached
 
     def cached_prefix(self, prompt: list[int]) -> int:
         """How many leading tokens of `prompt` are already in the KV cache."""
@@ -123,7 +140,6 @@ class LlamaCppBackend:
         stats.cached_tokens = min(shared, len(prompt) - 1)
         compiled = self._grammar(grammar) if grammar else None
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        model = self._llm._model
         start = time.perf_counter()
         first_at = 0.0
         stats.stop_reason = "length"
@@ -148,7 +164,7 @@ class LlamaCppBackend:
                     stats.stop_reason = "eos"
                     break
                 stats.completion_tokens += 1
-                piece = decoder.decode(model.token_to_piece(token))
+                piece = decoder.decode(self.piece(token))
                 if piece:
                     yield piece
                 if stats.completion_tokens >= max_tokens:

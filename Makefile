@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/edgeagent run "$(DEMO)"
+	$(BIN)/edgeagent run --tool-choice required --max-steps 2 "$(DEMO)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

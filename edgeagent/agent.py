@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from edgeagent.backends import Backend, GenerationStats, SamplingParams
 from edgeagent.errors import ContextOverflowError
@@ -41,6 +41,10 @@ from edgeagent.wireformat import (
 
 #: A prompt must leave at least this many tokens of the context for the reply.
 MIN_REPLY_TOKENS = 32
+
+#: "auto": the model answers or calls tools; "required": its first reply must call a tool;
+#: "none": it only answers. Small base models rarely choose to call on their own (docs).
+ToolChoice = Literal["auto", "required", "none"]
 
 
 @dataclass
@@ -156,9 +160,12 @@ class Agent:
         max_result_chars: int = DEFAULT_MAX_RESULT_CHARS,
         sampling: SamplingParams | None = None,
         constrained: bool = True,
+        tool_choice: ToolChoice = "auto",
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
+        if tool_choice not in ("auto", "required", "none"):
+            raise ValueError(f"tool_choice must be auto, required or none, not {tool_choice!r}")
         self.tools: list[Tool] = collect_tools(tools)
         self._tool_map = {t.name: t for t in self.tools}
         self.model = model
@@ -172,12 +179,13 @@ class Agent:
         self.max_result_chars = max_result_chars
         self.sampling = sampling or SamplingParams()
         self.constrained = constrained
+        self.tool_choice: ToolChoice = tool_choice
         self._backend = backend
         self._renderer: ChatRenderer | None = None
-        self._grammars: dict[bool, str] = {}
+        self._grammars: dict[tuple[bool, bool], str] = {}
         self._lock = threading.Lock()
         if constrained:  # build the grammar now: a schema it cannot express fails here
-            self.grammar(allow_calls=True)
+            self.grammar(allow_answer=True, allow_calls=True)
 
     @property
     def backend(self) -> Backend:
@@ -196,15 +204,28 @@ class Agent:
             self._renderer = ChatRenderer(self.backend.chat_template(), bos, eos)
         return self._renderer
 
-    def grammar(self, allow_calls: bool) -> str:
-        if allow_calls not in self._grammars:
-            self._grammars[allow_calls] = build_grammar(
+    def grammar(self, allow_answer: bool, allow_calls: bool) -> str:
+        key = (allow_answer, allow_calls)
+        if key not in self._grammars:
+            self._grammars[key] = build_grammar(
                 self.tools,
+                allow_answer=allow_answer,
                 allow_calls=allow_calls,
                 max_calls=self.max_calls,
                 max_string_chars=self.max_string_chars,
             )
-        return self._grammars[allow_calls]
+        return self._grammars[key]
+
+    def reply_kinds(self, step: int) -> tuple[bool, bool]:
+        """(answer allowed, calls allowed) for the reply at `step`. The last step answers, so a
+        loop that does not converge still ends with an answer."""
+        if not self.tools or self.tool_choice == "none":
+            return True, False
+        if step == 0 and self.tool_choice == "required":
+            return False, True
+        if step == self.max_steps - 1:
+            return True, False
+        return True, True
 
     def session(self) -> Session:
         return Session(self)
@@ -243,14 +264,16 @@ class Session:
         usage, timings = Usage(), Timings()
         records: list[ToolCallRecord] = []
         answer, duplicates, hit_limit, steps = "", 0, False, 0
+        executed: list[ToolCall] = []
+        force_answer = False
         try:
             for step in range(agent.max_steps):
                 steps = step + 1
-                allow_calls = bool(agent.tools) and step < agent.max_steps - 1
+                allow_answer, allow_calls = (True, False) if force_answer else agent.reply_kinds(step)
                 text, stats, stream = "", GenerationStats(), CallStream()
                 kind = ""
                 with agent._lock:
-                    pieces = self._generate(allow_calls, stats)
+                    pieces = self._generate(allow_answer, allow_calls, stats)
                     for piece in pieces:
                         if not timings.ttft_s:
                             timings.ttft_s = time.perf_counter() - start
@@ -268,8 +291,17 @@ class Session:
                     answer = reply.text
                     self.messages.append(Message("assistant", answer))
                     break
-                self.messages.append(Message("assistant", calls=reply.calls))
-                for call in reply.calls:
+                fresh = [c for c in reply.calls if c not in executed]
+                if not fresh:
+                    # Every call repeats one already run in this turn: its result is in the
+                    # context already, so the model is looping. Ask for the answer instead.
+                    duplicates += len(reply.calls)
+                    force_answer = True
+                    continue
+                duplicates += len(reply.calls) - len(fresh)
+                executed += fresh
+                self.messages.append(Message("assistant", calls=fresh))
+                for call in fresh:
                     yield ToolCallStarted(call)
                     record = self._execute(call)
                     timings.tools_s += record.duration_s
@@ -285,7 +317,9 @@ class Session:
         result = RunResult(answer, records, usage, timings, steps, duplicates, hit_limit)
         yield RunFinished(result)
 
-    def _generate(self, allow_calls: bool, stats: GenerationStats) -> Iterator[str]:
+    def _generate(
+        self, allow_answer: bool, allow_calls: bool, stats: GenerationStats
+    ) -> Iterator[str]:
         agent = self.agent
         backend = agent.backend
         prompt = backend.tokenize(agent.render(self.messages))
@@ -296,7 +330,7 @@ class Session:
                 f"{backend.n_ctx}, and {MIN_REPLY_TOKENS} must stay free for the reply",
                 hint="shorten the prompt, offer fewer tools, or raise n_ctx",
             )
-        grammar = agent.grammar(allow_calls) if agent.constrained else None
+        grammar = agent.grammar(allow_answer, allow_calls) if agent.constrained else None
         yield from backend.generate(
             prompt,
             grammar=grammar,

@@ -150,3 +150,23 @@ def test_prompt_too_long_is_a_clear_error_and_loses_nothing():
     with pytest.raises(ContextOverflowError, match="tokens but the context holds 600"):
         session.send("x" * 1000)
     assert session.messages == []  # the failed turn was rolled back
+
+
+def test_a_call_repeated_across_steps_is_not_run_again():
+    calls_made.clear()
+    same = call("set_timer", '{"minutes": 3}')
+    backend = ScriptedBackend([same, same, "Timer running."])
+    result = Agent([set_timer], backend=backend, max_steps=4).run("timer")
+    assert calls_made == [3] and len(result.tool_calls) == 1
+    assert result.answer == "Timer running." and result.duplicates_dropped == 1
+    assert "calls" not in backend.grammars[2]  # after the repeat, only an answer is allowed
+
+
+def test_tool_choice_required_and_none():
+    backend = ScriptedBackend([call("set_timer", '{"minutes": 1}'), "ok"])
+    Agent([set_timer], backend=backend, tool_choice="required").run("go")
+    assert "answer" not in backend.grammars[0].split("\n")[0]  # first reply: calls only
+    assert "calls" in backend.grammars[1]
+    backend = ScriptedBackend(["just text"])
+    Agent([set_timer], backend=backend, tool_choice="none").run("go")
+    assert "calls" not in backend.grammars[0]

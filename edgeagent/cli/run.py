@@ -17,6 +17,13 @@ from edgeagent.cli.common import echo_json, json_option
 @click.option("--n-ctx", default=2048, show_default=True, help="Context length in tokens.")
 @click.option("--threads", type=int, help="CPU threads (default: all this process may use).")
 @click.option("--max-steps", default=4, show_default=True, help="Model calls per request.")
+@click.option(
+    "--tool-choice",
+    type=click.Choice(["auto", "required", "none"]),
+    default="auto",
+    show_default=True,
+    help="auto: answer or call; required: the first reply must call a tool; none: answer.",
+)
 @click.option("--no-grammar", is_flag=True, help="Generate without the tool-call grammar.")
 @json_option
 def command(
@@ -26,6 +33,7 @@ def command(
     n_ctx: int,
     threads: int | None,
     max_steps: int,
+    tool_choice: str,
     no_grammar: bool,
     as_json: bool,
 ) -> None:
@@ -40,6 +48,7 @@ def command(
         n_threads=threads,
         max_steps=max_steps,
         constrained=not no_grammar,
+        tool_choice=tool_choice,  # type: ignore[arg-type]
     )
     if as_json:
         echo_json(agent.run(prompt).to_dict())

@@ -64,7 +64,8 @@ class LlamaCppBackend:
         self.n_ctx = self._llm.n_ctx()
         self._vocab = self._llm._model.vocab
         self._eog = llama_cpp.llama_vocab_is_eog
-        self._grammars: dict[str, Any] = {}
+        self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self._grammars: dict[str, _Grammar] = {}
         self._pieces: dict[int, bytes] = {}
 
     def tokenize(self, text: str) -> list[int]:
@@ -105,25 +106,16 @@ class LlamaCppBackend:
             shared += 1
         return shared
 
-    def _grammar(self, text: str) -> Any:
-        from llama_cpp import LlamaGrammar
-
+    def _grammar(self, text: str) -> _Grammar:
         if text not in self._grammars:
-            self._check_grammar(text)
-            self._grammars[text] = LlamaGrammar.from_string(text, verbose=False)
-        return self._grammars[text]
+            self._grammars[text] = _Grammar(self._vocab, text, self._n_vocab)
+        grammar = self._grammars[text]
+        grammar.reset()
+        return grammar
 
     def _check_grammar(self, text: str) -> None:
-        """llama.cpp parses grammars lazily, inside sampling; parse once here so that a bad
-        grammar is an error with a message rather than a NULL sampler."""
-        import llama_cpp
-
-        sampler = llama_cpp.llama_sampler_init_grammar(
-            self._vocab, text.encode("utf-8"), b"root"
-        )
-        if not sampler:
-            raise GrammarError("llama.cpp rejected the tool-call grammar", hint="see the log")
-        llama_cpp.llama_sampler_free(sampler)
+        """Parse a grammar now (llama.cpp would otherwise parse it inside sampling)."""
+        self._grammar(text)
 
     def generate(
         self,
@@ -134,45 +126,145 @@ class LlamaCppBackend:
         max_tokens: int,
         stats: GenerationStats,
     ) -> Iterator[str]:
+        import llama_cpp
+        import numpy as np
+
+        llm = self._llm
         stats.prompt_tokens = len(prompt)
-        shared = self.cached_prefix(prompt)
-        # llama-cpp-python re-evaluates the last token when the whole prompt is cached.
-        stats.cached_tokens = min(shared, len(prompt) - 1)
-        compiled = self._grammar(grammar) if grammar else None
+        # Reuse the KV cache of the shared prefix; at least the last prompt token is evaluated
+        # again so that there are logits to sample from. llm.eval drops the cache after n_tokens.
+        reuse = min(self.cached_prefix(prompt), len(prompt) - 1)
+        stats.cached_tokens = reuse
+        matcher = self._grammar(grammar) if grammar else None
+        choose = _Chooser(sampling, self._n_vocab)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        ctx = llm._ctx.ctx
         start = time.perf_counter()
         first_at = 0.0
         stats.stop_reason = "length"
-        if sampling.temperature > 0:
-            self._llm.set_seed(sampling.seed)
-        tokens = self._llm.generate(
-            prompt,
-            top_k=sampling.top_k,
-            top_p=sampling.top_p,
-            min_p=sampling.min_p,
-            temp=sampling.temperature,
-            repeat_penalty=sampling.repeat_penalty,
-            grammar=compiled,
-        )
         try:
-            for token in tokens:
-                now = time.perf_counter()
+            llm.n_tokens = reuse
+            llm.eval(prompt[reuse:])
+            while True:
+                logits = np.ctypeslib.as_array(
+                    llama_cpp.llama_get_logits_ith(ctx, -1), shape=(self._n_vocab,)
+                )
+                token = choose(logits, llm.input_ids[: llm.n_tokens])
+                if matcher is not None and not matcher.allows(token, logits):
+                    token = choose(matcher.mask(logits), llm.input_ids[: llm.n_tokens])
                 if not first_at:
-                    first_at = now
-                    stats.prompt_eval_s = now - start
+                    first_at = time.perf_counter()
+                    stats.prompt_eval_s = first_at - start
                 if self._eog(self._vocab, token):
                     stats.stop_reason = "eos"
                     break
+                if matcher is not None:
+                    matcher.accept(token)
                 stats.completion_tokens += 1
                 piece = decoder.decode(self.piece(token))
                 if piece:
                     yield piece
                 if stats.completion_tokens >= max_tokens:
                     break
+                llm.eval([token])
         except GeneratorExit:
             stats.stop_reason = "stopped"
             raise
         finally:
-            tokens.close()
             if first_at:
                 stats.decode_s = time.perf_counter() - first_at
+
+
+class _Grammar:
+    """A llama.cpp grammar sampler used the way llama.cpp's own common sampler uses it: the
+    token chosen without the grammar is checked alone, and only when the grammar rejects it is
+    the grammar applied to the whole vocabulary. Applying it to all 49k candidates on every
+    step (what llama-cpp-python's sampler chain does) cost 1.6x the decode time of the 135M
+    model; the check costs a few microseconds (benchmarks/bench_runtime.py)."""
+
+    def __init__(self, vocab: Any, text: str, n_vocab: int) -> None:
+        import ctypes
+
+        import llama_cpp
+        import numpy as np
+
+        self._lib = llama_cpp
+        self._ptr = llama_cpp.llama_sampler_init_grammar(vocab, text.encode("utf-8"), b"root")
+        if not self._ptr:
+            raise GrammarError("llama.cpp rejected the tool-call grammar")
+        # One candidate, for the check.
+        self._one = (llama_cpp.llama_token_data * 1)()
+        self._one_array = llama_cpp.llama_token_data_array(
+            data=self._one, size=1, selected=-1, sorted=False
+        )
+        # The whole vocabulary, for the fallback; a numpy view over the same memory.
+        self._all = (llama_cpp.llama_token_data * n_vocab)()
+        self._all_array = llama_cpp.llama_token_data_array(
+            data=self._all, size=n_vocab, selected=-1, sorted=False
+        )
+        dtype = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
+        self._view = np.ctypeslib.as_array(self._all).view(dtype).reshape(n_vocab)
+        self._ids = np.arange(n_vocab, dtype=np.intc)
+        self._byref = ctypes.byref
+
+    def reset(self) -> None:
+        self._lib.llama_sampler_reset(self._ptr)
+
+    def allows(self, token: int, logits: Any) -> bool:
+        self._one[0].id, self._one[0].logit, self._one[0].p = token, float(logits[token]), 0.0
+        self._one_array.size = 1
+        self._lib.llama_sampler_apply(self._ptr, self._byref(self._one_array))
+        return bool(self._one[0].logit != float("-inf"))
+
+    def mask(self, logits: Any) -> Any:
+        """The logits with every token the grammar rejects set to -inf."""
+        self._view["id"] = self._ids
+        self._view["logit"] = logits
+        self._all_array.size = len(self._ids)
+        self._lib.llama_sampler_apply(self._ptr, self._byref(self._all_array))
+        return self._view["logit"].copy()
+
+    def accept(self, token: int) -> None:
+        self._lib.llama_sampler_accept(self._ptr, token)
+
+    def __del__(self) -> None:
+        if getattr(self, "_ptr", None):
+            self._lib.llama_sampler_free(self._ptr)
+            self._ptr = None
+
+
+class _Chooser:
+    """Picks the next token from logits: greedy at temperature 0, else top-k / top-p / min-p
+    sampling with a seeded generator (numpy, on one vector per token)."""
+
+    def __init__(self, sampling: SamplingParams, n_vocab: int) -> None:
+        import numpy as np
+
+        self.s = sampling
+        self._np = np
+        self._rng = np.random.default_rng(sampling.seed)
+
+    def __call__(self, logits: Any, history: Any) -> int:
+        np = self._np
+        s = self.s
+        if s.repeat_penalty != 1.0 and len(history):
+            logits = logits.copy()
+            recent = np.unique(history[-64:])
+            vals = logits[recent]
+            logits[recent] = np.where(vals > 0, vals / s.repeat_penalty, vals * s.repeat_penalty)
+        if s.temperature <= 0:
+            return int(np.argmax(logits))
+        scaled = logits.astype(np.float64) / s.temperature
+        order = np.argsort(-scaled)
+        if s.top_k > 0:
+            order = order[: s.top_k]
+        probs = np.exp(scaled[order] - scaled[order[0]])
+        probs /= probs.sum()
+        keep = np.ones(len(order), dtype=bool)
+        if s.top_p < 1.0:
+            keep &= np.concatenate(([True], np.cumsum(probs)[:-1] < s.top_p))
+        if s.min_p > 0:
+            keep &= probs >= s.min_p * probs[0]
+        keep &= np.isfinite(scaled[order])
+        probs = np.where(keep, probs, 0.0)
+        return int(order[self._rng.choice(len(order), p=probs / probs.sum())])

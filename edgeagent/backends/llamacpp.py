@@ -179,7 +179,7 @@ class _Grammar:
     """A llama.cpp grammar sampler used the way llama.cpp's own common sampler uses it: the
     token chosen without the grammar is checked alone, and only when the grammar rejects it is
     the grammar applied to the whole vocabulary. Applying it to all 49k candidates on every
-    step (what llama-cpp-python's sampler chain does) cost 1.6x the decode time of the 135M
+    step (what llama-cpp-python's sampler chain does) cost 1.34x the decode time of the 135M
     model; the check costs a few microseconds (benchmarks/bench_runtime.py)."""
 
     def __init__(self, vocab: Any, text: str, n_vocab: int) -> None:

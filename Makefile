@@ -28,11 +28,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/edgeagent run --tool-choice required --max-steps 2 "$(DEMO)"
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy edgeagent converters targets apps
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -33,17 +33,24 @@ def main() -> None:
     path = resolve_model(args.model)
     ours = read_gguf_header(path)
     ref = GGUFReader(path)
-    same = [(t.name, t.n_bytes) for t in ours.tensors] == [(t.name, int(t.n_bytes)) for t in ref.tensors]
+    same = [(t.name, t.n_bytes) for t in ours.tensors] == [
+        (t.name, int(t.n_bytes)) for t in ref.tensors
+    ]
     t_ours = timed(lambda: read_gguf_header(path), args.repeats)
     t_ref = timed(lambda: GGUFReader(path), args.repeats)
-    print(json.dumps({
-        "model": str(path),
-        "tensors": len(ours.tensors),
-        "same_tensors": same,
-        "edgeagent_header_s": round(t_ours, 4),
-        "gguf_py_reader_s": round(t_ref, 4),
-        "speedup": round(t_ref / t_ours, 1),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "model": str(path),
+                "tensors": len(ours.tensors),
+                "same_tensors": same,
+                "edgeagent_header_s": round(t_ours, 4),
+                "gguf_py_reader_s": round(t_ref, 4),
+                "speedup": round(t_ref / t_ours, 1),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -85,16 +85,16 @@ def bench_grammar(backend: LlamaCppBackend, repeats: int) -> dict:
     for _ in range(repeats):
         stats = GenerationStats()
         start = time.perf_counter()
-        text = "".join(backend.generate(prompt, grammar=grammar, sampling=greedy, max_tokens=128, stats=stats))
+        text = "".join(
+            backend.generate(prompt, grammar=grammar, sampling=greedy, max_tokens=128, stats=stats)
+        )
         constrained.append(time.perf_counter() - start)
         n_tokens = stats.completion_tokens
         # The same number of tokens, no grammar, same cached prompt (EOS ignored: raw loop).
         start = time.perf_counter()
         llm = backend._llm
         llm.n_tokens = len(prompt) - 1  # the prompt is cached from the call above
-        count = 0
-        for _token in llm.generate(prompt[-1:], temp=0.0, top_k=1, reset=False):
-            count += 1
+        for count, _token in enumerate(llm.generate(prompt[-1:], temp=0.0, reset=False), 1):
             if count >= n_tokens + 1:
                 break
         free.append(time.perf_counter() - start)
@@ -102,9 +102,8 @@ def bench_grammar(backend: LlamaCppBackend, repeats: int) -> dict:
         # every candidate on every step.
         start = time.perf_counter()
         llm.n_tokens = len(prompt) - 1
-        count = 0
-        for _token in llm.generate(prompt[-1:], temp=0.0, top_k=1, reset=False, grammar=chain_grammar):
-            count += 1
+        tokens = llm.generate(prompt[-1:], temp=0.0, reset=False, grammar=chain_grammar)
+        for count, _token in enumerate(tokens, 1):
             if count >= n_tokens:
                 break
         chain.append(time.perf_counter() - start)
@@ -122,7 +121,13 @@ def bench_grammar(backend: LlamaCppBackend, repeats: int) -> dict:
 
 def bench_kv_reuse(backend: LlamaCppBackend, repeats: int) -> dict:
     agent = Agent(DEMO_TOOLS, backend=backend, max_steps=1, max_tokens=48, tool_choice="none")
-    turns = ["Hi!", "Tell me about tea.", "And coffee?", "Which has more caffeine?", "Thanks. One more: what about mate?"]
+    turns = [
+        "Hi!",
+        "Tell me about tea.",
+        "And coffee?",
+        "Which has more caffeine?",
+        "Thanks. One more: what about mate?",
+    ]
     warm, cold, prompt_tokens, cached = [], [], 0, 0
     for _ in range(repeats):
         backend._llm.reset()
@@ -157,7 +162,12 @@ def main() -> None:
     path = resolve_model(args.model)
     backend = LlamaCppBackend(path, n_ctx=2048, n_threads=args.threads)
     out = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "threads": args.threads},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "threads": args.threads,
+        },
         "model": {"path": str(path), "quantization": backend.info.quantization},
         "decode": bench_decode(backend, args.repeats, args.tokens),
         "grammar": bench_grammar(backend, args.repeats),

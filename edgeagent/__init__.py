@@ -1,6 +1,6 @@
 """edgeagent: tool-calling agents on small devices, offline.
 
-    from edgeagent import Agent, tool
+from edgeagent import Agent, tool
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +29,7 @@ from edgeagent.errors import ContextOverflowError
 from edgeagent.grammar import DEFAULT_MAX_STRING_CHARS
 from edgeagent.tools import DEFAULT_MAX_RESULT_CHARS, Tool, collect_tools
 from edgeagent.wireformat import (
+    CALL_OPEN,
     DEFAULT_MAX_CALLS,
     CallStream,
     ChatRenderer,
@@ -98,6 +99,7 @@ class RunResult:
     steps: int = 0
     duplicates_dropped: int = 0  # repeated calls cut from the model's replies
     hit_step_limit: bool = False
+    problems: list[str] = field(default_factory=list)  # replies that could not be used
 
     def to_dict(self) -> dict[str, Any]:
         timings = asdict(self.timings)
@@ -112,6 +114,7 @@ class RunResult:
             "steps": self.steps,
             "duplicates_dropped": self.duplicates_dropped,
             "hit_step_limit": self.hit_step_limit,
+            "problems": self.problems,
         }
 
 
@@ -265,11 +268,14 @@ class Session:
         records: list[ToolCallRecord] = []
         answer, duplicates, hit_limit, steps = "", 0, False, 0
         executed: list[ToolCall] = []
+        problems: list[str] = []
         force_answer = False
         try:
             for step in range(agent.max_steps):
                 steps = step + 1
-                allow_answer, allow_calls = (True, False) if force_answer else agent.reply_kinds(step)
+                allow_answer, allow_calls = (
+                    (True, False) if force_answer else agent.reply_kinds(step)
+                )
                 text, stats, stream = "", GenerationStats(), CallStream()
                 kind = ""
                 with agent._lock:
@@ -287,6 +293,13 @@ class Session:
                 self._account(usage, timings, stats)
                 reply = parse_reply(text, agent.tools)
                 duplicates += reply.duplicates_dropped + stream.repeated
+                problems += [f"reply {steps}: {p}" for p in reply.problems]
+                if text.startswith(CALL_OPEN) and not reply.is_call:
+                    # A call cut off by max_tokens (or malformed, without the grammar): nothing
+                    # to run, and its text is no answer. Ask for the answer instead.
+                    problems.append(f"reply {steps}: incomplete call ({stats.stop_reason})")
+                    force_answer = True
+                    continue
                 if not reply.is_call:
                     answer = reply.text
                     self.messages.append(Message("assistant", answer))
@@ -314,12 +327,12 @@ class Session:
             del self.messages[checkpoint:]  # a failed turn leaves the conversation as it was
             raise
         timings.total_s = time.perf_counter() - start
-        result = RunResult(answer, records, usage, timings, steps, duplicates, hit_limit)
+        result = RunResult(answer, records, usage, timings, steps, duplicates, hit_limit, problems)
         yield RunFinished(result)
 
     def _generate(
         self, allow_answer: bool, allow_calls: bool, stats: GenerationStats
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         agent = self.agent
         backend = agent.backend
         prompt = backend.tokenize(agent.render(self.messages))
@@ -346,7 +359,12 @@ class Session:
             return ToolCallRecord(call.name, call.arguments, error, False, error)
         outcome = tool.invoke(call.arguments, max_chars=self.agent.max_result_chars)
         return ToolCallRecord(
-            call.name, call.arguments, outcome.content, outcome.ok, outcome.error, outcome.duration_s
+            call.name,
+            call.arguments,
+            outcome.content,
+            outcome.ok,
+            outcome.error,
+            outcome.duration_s,
         )
 
     @staticmethod

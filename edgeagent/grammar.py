@@ -117,7 +117,10 @@ def _range_rule(schema: dict[str, Any], integral: bool) -> str:
         raise GrammarError(f"no number the grammar can write lies within {json.dumps(schema)}")
     alternatives = [_int_range(int_lo, int_hi)]
     if not integral:
-        frac_lo, frac_hi = max(int_lo, 0), min(int_hi, math.floor(hi - 1)) if hi < math.inf else int_hi
+        frac_lo, frac_hi = (
+            max(int_lo, 0),
+            min(int_hi, math.floor(hi - 1)) if hi < math.inf else int_hi,
+        )
         if frac_lo <= frac_hi:
             alternatives.append(f'({_int_range(frac_lo, frac_hi)}) "." [0-9]{{1,16}}')
     return "(" + " | ".join(f"({a})" for a in alternatives) + ")"

@@ -118,7 +118,8 @@ def _read_gguf(path: Path, size: int) -> ModelInfo:
         raise ModelFileError(f"{path} holds no tensors", hint="is it an adapter or vocab file?")
     if header.data_end > size:
         raise ModelFileError(
-            f"{path} is truncated: its tensors need {header.data_end:,} bytes, the file has {size:,}",
+            f"{path} is truncated: its tensors need {header.data_end:,} bytes, "
+            f"the file has {size:,}",
             hint="download or export the file again",
         )
     fields = header.fields
@@ -170,7 +171,19 @@ class GGUFHeader:
 
 
 # GGUF value types (gguf.GGUFValueType) -> struct format; 8 = string, 9 = array.
-_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_SCALARS = {
+    0: "B",
+    1: "b",
+    2: "H",
+    3: "h",
+    4: "I",
+    5: "i",
+    6: "f",
+    7: "?",
+    10: "Q",
+    11: "q",
+    12: "d",
+}
 _SHORT_ARRAY = 1024
 
 
@@ -247,7 +260,9 @@ def read_gguf_header(path: Path) -> GGUFHeader:
             for dim in shape:
                 n_elements *= dim
             tensors.append(
-                TensorInfo(name, shape, ggml_type, offset, n_elements, n_elements // block * type_size)
+                TensorInfo(
+                    name, shape, ggml_type, offset, n_elements, n_elements // block * type_size
+                )
             )
         alignment = int(fields.get("general.alignment", 32))
         data_offset = (pos + alignment - 1) // alignment * alignment

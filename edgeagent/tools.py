@@ -63,6 +63,38 @@ class Tool:
         """Check arguments against the tool's pydantic model (raises pydantic.ValidationError)."""
         return self.args_model.model_validate(arguments)
 
+    @classmethod
+    def from_schema(
+        cls,
+        name: str,
+        description: str,
+        parameters: dict[str, Any],
+        fn: Callable[..., Any] | None = None,
+        effects: Effects = "read",
+    ) -> Tool:
+        """A tool known only by its JSON Schema (a JSON tool list, a benchmark's functions).
+        Arguments are validated with `jsonschema`; without `fn`, running it is an error."""
+        import jsonschema
+
+        _check_name(name)
+        checker = jsonschema.Draft202012Validator(parameters)
+
+        class Arguments(BaseModel):
+            model_config = ConfigDict(extra="allow")
+
+            @pydantic.model_validator(mode="before")
+            @classmethod
+            def _check(cls, data: Any) -> Any:
+                errors = sorted(checker.iter_errors(data), key=lambda e: list(e.path))
+                if errors:
+                    raise ValueError("; ".join(_schema_error(e) for e in errors[:3]))
+                return data
+
+        def unimplemented(**_: Any) -> Any:
+            raise NotImplementedError(f"tool {name!r} has no implementation here")
+
+        return cls(name, description, fn or unimplemented, Arguments, parameters, effects)
+
     def invoke(self, arguments: Any, max_chars: int = DEFAULT_MAX_RESULT_CHARS) -> ToolOutcome:
         """Validate, run, and turn whatever happens into a ToolOutcome the model can read."""
         start = time.perf_counter()
@@ -72,6 +104,7 @@ class Tool:
             error = f"invalid arguments for {self.name}: {_short_validation_error(exc)}"
             return ToolOutcome(False, error, error=error, duration_s=time.perf_counter() - start)
         kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
+        kwargs.update(parsed.model_extra or {})  # schema-only tools keep their arguments here
         try:
             value = self.fn(**kwargs)
         except Exception as exc:  # a tool's failure is a result for the model, not a crash
@@ -106,11 +139,7 @@ def make_tool(
 ) -> Tool:
     """Build a Tool from a function: signature -> pydantic model -> JSON Schema."""
     tool_name = name or func.__name__
-    if not tool_name.replace("_", "").replace("-", "").isalnum():
-        raise ToolDefinitionError(
-            f"tool name {tool_name!r} must use letters, digits, '_' or '-'",
-            hint="pass name=... to @tool",
-        )
+    _check_name(tool_name)
     doc = docstring_parser.parse(inspect.getdoc(func) or "")
     summary = " ".join(p for p in (doc.short_description, doc.long_description) if p)
     param_docs = {p.arg_name: p.description or "" for p in doc.params}
@@ -130,6 +159,19 @@ def make_tool(
         parameters=parameters,
         effects=effects,
     )
+
+
+def _check_name(name: str) -> None:
+    if not name or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
+        raise ToolDefinitionError(
+            f"tool name {name!r} must use letters, digits, '_', '-' or '.'",
+            hint="pass name=... to @tool",
+        )
+
+
+def _schema_error(error: Any) -> str:
+    where = ".".join(str(p) for p in error.path) or "arguments"
+    return f"{where}: {error.message}"
 
 
 def _args_model(

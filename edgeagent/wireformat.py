@@ -293,6 +293,6 @@ class CallStream:
             self._scan = pos = end
             if obj in self._seen:
                 self.repeated = True
-                self.text = CALL_OPEN + "[" + body[: start].rstrip(", ") + "]" + CALL_CLOSE
+                self.text = CALL_OPEN + "[" + body[:start].rstrip(", ") + "]" + CALL_CLOSE
                 return False
             self._seen.append(obj)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any, Union
 
 from hypothesis import strategies as st
@@ -53,7 +53,7 @@ class Rep:
     hi: int | None
 
 
-Node = Union[Lit, Cls, Ref, Seq, Alt, Rep]
+Node = Union[Lit, Cls, Ref, Seq, Alt, Rep]  # noqa: UP007 (a runtime alias of dataclasses)
 
 _ESC = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"', "[": "[", "]": "]", "-": "-"}
 
@@ -130,7 +130,7 @@ class _Parser:
             self.i += 1
             return node
         m = re.compile(r"[a-zA-Z0-9-]+").match(self.s, self.i)
-        assert m, f"cannot parse at {self.s[self.i:self.i + 20]!r}"
+        assert m, f"cannot parse at {self.s[self.i : self.i + 20]!r}"
         self.i = m.end()
         return Ref(m.group())
 
@@ -172,7 +172,7 @@ def parse_gbnf(text: str) -> Rules:
         name, _, body = line.partition("::=")
         parser = _Parser(body.strip())
         rules[name.strip()] = parser.alt()
-        assert parser.i == len(parser.s), f"trailing text in rule {name}: {parser.s[parser.i:]}"
+        assert parser.i == len(parser.s), f"trailing text in rule {name}: {parser.s[parser.i :]}"
     for node in rules.values():
         _check_refs(node, rules)
     return rules
@@ -233,7 +233,9 @@ def generate(data: Any, rules: dict[str, Node], start: str = "root", max_depth: 
                 gen(item, depth)
         elif isinstance(node, Alt):
             if deep:
-                index = min(range(len(node.options)), key=lambda i: _cost(node.options[i], rules, costs))
+                index = min(
+                    range(len(node.options)), key=lambda i: _cost(node.options[i], rules, costs)
+                )
             else:
                 index = data.draw(st.integers(0, len(node.options) - 1))
             gen(node.options[index], depth + 1)
@@ -247,7 +249,7 @@ def generate(data: Any, rules: dict[str, Node], start: str = "root", max_depth: 
     return "".join(out)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _class_chars(cls: Cls) -> st.SearchStrategy[str]:
     allowed = [c for c in _ALPHABET if c in cls]
     if not cls.negated:

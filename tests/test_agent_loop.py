@@ -33,7 +33,9 @@ class ScriptedBackend:
     def special_tokens(self) -> tuple[str, str]:
         return "", ""
 
-    def generate(self, prompt, *, grammar, sampling: SamplingParams, max_tokens, stats: GenerationStats) -> Iterator[str]:
+    def generate(
+        self, prompt, *, grammar, sampling: SamplingParams, max_tokens, stats: GenerationStats
+    ) -> Iterator[str]:
         self.grammars.append(grammar)
         self.prompts.append(prompt)
         stats.prompt_tokens = len(prompt)
@@ -69,7 +71,9 @@ def test_backend_protocol_is_satisfied():
 
 def test_call_then_answer():
     calls_made.clear()
-    backend = ScriptedBackend([call("set_timer", '{"minutes": 12, "label": "pasta"}'), "Your timer is set."])
+    backend = ScriptedBackend(
+        [call("set_timer", '{"minutes": 12, "label": "pasta"}'), "Your timer is set."]
+    )
     result = Agent([set_timer], backend=backend).run("Start a 12 minute timer for the pasta")
     assert result.answer == "Your timer is set."
     assert [(c.name, c.arguments, c.ok) for c in result.tool_calls] == [
@@ -126,7 +130,11 @@ def test_streaming_events_in_order():
     backend = ScriptedBackend([call("set_timer", '{"minutes": 2}'), "Done."])
     events = list(Agent([set_timer], backend=backend).stream("timer"))
     kinds = [type(e).__name__ for e in events]
-    assert kinds.index("ToolCallStarted") < kinds.index("ToolCallFinished") < kinds.index("RunFinished")
+    assert (
+        kinds.index("ToolCallStarted")
+        < kinds.index("ToolCallFinished")
+        < kinds.index("RunFinished")
+    )
     deltas = [e for e in events if isinstance(e, TextDelta)]
     assert {d.kind for d in deltas} == {"call", "answer"}
     assert "".join(d.text for d in deltas if d.kind == "answer") == "Done."
@@ -170,3 +178,12 @@ def test_tool_choice_required_and_none():
     backend = ScriptedBackend(["just text"])
     Agent([set_timer], backend=backend, tool_choice="none").run("go")
     assert "calls" not in backend.grammars[0]
+
+
+def test_a_call_cut_off_by_max_tokens_is_not_an_answer():
+    cut = '<tool_call>[{"name": "set_timer", "arguments": {"minutes": 1, "label": "aaaa'
+    backend = ScriptedBackend([cut, "Sorry, that did not work."])
+    result = Agent([set_timer], backend=backend).run("timer")
+    assert result.answer == "Sorry, that did not work." and result.tool_calls == []
+    assert any("incomplete call" in p for p in result.problems)
+    assert "calls" not in backend.grammars[1]

@@ -22,9 +22,7 @@ from edgeagent.tools import make_tool
 from edgeagent.wireformat import CALL_OPEN, build_grammar, parse_reply
 from tests.gbnf import generate, matches, parse_gbnf
 
-EXAMPLES = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+EXAMPLES = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 class Mood(enum.Enum):
@@ -35,10 +33,10 @@ class Mood(enum.Enum):
 class Point(BaseModel):
     x: float
     y: Annotated[int, Field(ge=-3, le=3)] = 0
-    tag: Optional[str] = None
+    tag: str | None = None
 
 
-words = st.text(alphabet="abcxyz _-é\"\\", min_size=1, max_size=6)
+words = st.text(alphabet='abcxyz _-é"\\', min_size=1, max_size=6)
 
 
 @st.composite
@@ -54,7 +52,7 @@ def annotations(draw: Any) -> Any:
         Point,
         list[int],
         list[str],
-        Optional[int],
+        Optional[int],  # noqa: UP045 (kept as written by users)
         dict[str, int],
         Annotated[int, Field(ge=lo, le=lo + span)],
         Annotated[int, Field(gt=lo)],
@@ -83,8 +81,12 @@ def tools(draw: Any, index: int = 0) -> Any:
         default = inspect.Parameter.empty
         if optional:
             default = None
-            ann = Optional[ann]
-        params.append(inspect.Parameter(f"arg_{i}", inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann))
+            ann = Optional[ann]  # noqa: UP045
+        params.append(
+            inspect.Parameter(
+                f"arg_{i}", inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann
+            )
+        )
     params.sort(key=lambda p: p.default is not inspect.Parameter.empty)
 
     def fn(**kwargs: Any) -> Any:
@@ -102,7 +104,7 @@ def check_reply(text: str, offered: list) -> None:
     if not text.startswith(CALL_OPEN):
         assert reply.text and not reply.calls
         return
-    assert 1 <= len(reply.calls) + reply.duplicates_dropped
+    assert len(reply.calls) + reply.duplicates_dropped >= 1
     by_name = {t.name: t for t in offered}
     for call in reply.calls:
         model = by_name[call.name].validate(call.arguments)  # raises if the grammar let it through
@@ -131,7 +133,11 @@ def test_calls_only_grammar_admits_no_answer(data, t0):
 
 
 @settings(max_examples=300, deadline=None)
-@given(lo=st.integers(-10**6, 10**6), span=st.integers(0, 10**6), probe=st.integers(-3 * 10**6, 3 * 10**6))
+@given(
+    lo=st.integers(-(10**6), 10**6),
+    span=st.integers(0, 10**6),
+    probe=st.integers(-3 * 10**6, 3 * 10**6),
+)
 def test_integer_ranges_are_exact(lo, span, probe):
     hi = lo + span
     rules = parse_gbnf(f"root ::= {_int_range(lo, hi)}")

@@ -31,7 +31,9 @@ def test_header_agrees_with_gguf_py(real_model):
 
     ours = read_gguf_header(real_model)
     ref = GGUFReader(real_model)
-    assert [(t.name, t.n_bytes) for t in ours.tensors] == [(t.name, int(t.n_bytes)) for t in ref.tensors]
+    assert [(t.name, t.n_bytes) for t in ours.tensors] == [
+        (t.name, int(t.n_bytes)) for t in ref.tensors
+    ]
     assert ours.data_offset == ref.data_offset
 
 
@@ -81,7 +83,7 @@ def test_directory(tmp_path):
 
 
 def test_cli_refuses_truncated_model_without_traceback(tmp_path, real_model):
-    bad = write(tmp_path / "cut.gguf", real_model.read_bytes()[: 10_000_000])
+    bad = write(tmp_path / "cut.gguf", real_model.read_bytes()[:10_000_000])
     proc = subprocess.run(
         [sys.executable, "-m", "edgeagent", "run", "hi", "--model", str(bad)],
         capture_output=True,

@@ -154,3 +154,47 @@ def test_recursive_model_is_refused():
 
     with pytest.raises(ToolDefinitionError, match="recursive"):
         tool(grow)
+
+
+def test_schema_only_tool_validates_with_json_schema():
+    params = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    weather = Tool.from_schema(
+        "weather.get", "Get the weather.", params, fn=lambda city, days=1: f"{city}:{days}"
+    )
+    assert weather.invoke({"city": "Oslo", "days": 2}).content == "Oslo:2"
+    bad = weather.invoke({"days": 0})
+    assert (
+        not bad.ok and "'city' is a required property" in bad.content and "minimum" in bad.content
+    )
+    no_fn = Tool.from_schema("t", "d", params)
+    assert "has no implementation" in no_fn.invoke({"city": "x"}).content
+
+
+def test_bfcl_schema_dialect_is_translated():
+    from edgeagent.bfcl import to_json_schema
+
+    bfcl = {
+        "type": "dict",
+        "properties": {
+            "type": {"type": "string", "enum": ["a", "b"]},  # a parameter named "type"
+            "ratio": {"type": "float"},
+            "point": {"type": "tuple", "items": {"type": "integer"}},
+            "extra": {"type": "any"},
+            "opts": {"type": "dict", "properties": {"n": {"type": "long"}}},
+        },
+        "required": ["type", "missing"],
+    }
+    out = to_json_schema(bfcl)
+    assert out["type"] == "object" and out["additionalProperties"] is False
+    props = out["properties"]
+    assert props["type"] == {"type": "string", "enum": ["a", "b"]}
+    assert props["ratio"] == {"type": "number"}
+    assert props["point"] == {"type": "array", "items": {"type": "integer"}}
+    assert props["extra"] == {}
+    assert props["opts"]["properties"]["n"] == {"type": "integer"}
+    assert out["required"] == ["type"]  # names that are not parameters are dropped

@@ -49,8 +49,16 @@ def test_parse_drops_exact_repeats():
 @pytest.mark.parametrize(
     "text, n_calls, problem",
     [
-        ('I will. <tool_call>{"name": "set_timer", "arguments": {"minutes": 1}}</tool_call>', 1, None),
-        ('<tool_call>[{"name": "set_timer", "arguments": {"minutes": 1}}, {"name": "set_t', 1, "malformed"),
+        (
+            'I will. <tool_call>{"name": "set_timer", "arguments": {"minutes": 1}}</tool_call>',
+            1,
+            None,
+        ),
+        (
+            '<tool_call>[{"name": "set_timer", "arguments": {"minutes": 1}}, {"name": "set_t',
+            1,
+            "malformed",
+        ),
         ('<tool_call>[{"name": "nope", "arguments": {}}]</tool_call>', 1, "unknown tool"),
         ('<tool_call>[{"name": "set_timer", "arguments": [1]}]</tool_call>', 0, "not an object"),
         ("<tool_call>[42]</tool_call>", 0, "string 'name'"),
@@ -66,7 +74,10 @@ def test_lenient_parse_of_unconstrained_output(text, n_calls, problem):
 
 
 def test_format_calls_round_trips():
-    calls = [ToolCall("set_timer", {"minutes": 3, "label": "tea ☕"}), ToolCall("set_timer", {"minutes": 4})]
+    calls = [
+        ToolCall("set_timer", {"minutes": 3, "label": "tea ☕"}),
+        ToolCall("set_timer", {"minutes": 4}),
+    ]
     assert parse_reply(format_calls(calls), [set_timer]).calls == calls
 
 
@@ -118,8 +129,11 @@ def test_render_is_prefix_stable_across_turns():
 def test_templates_without_a_tool_role_get_results_as_user_turns():
     strict = (
         "{% for m in messages %}{% if m['role'] not in ['system', 'user', 'assistant'] %}"
-        "{{ raise_exception('bad role') }}{% endif %}[{{ m['role'] }}]{{ m['content'] }}{% endfor %}"
+        "{{ raise_exception('bad role') }}{% endif %}"
+        "[{{ m['role'] }}]{{ m['content'] }}{% endfor %}"
     )
     renderer = ChatRenderer(strict)
-    msgs = template_messages([Message("user", "x"), Message("tool", "42", name="set_timer")], [set_timer])
+    msgs = template_messages(
+        [Message("user", "x"), Message("tool", "42", name="set_timer")], [set_timer]
+    )
     assert '[user]{"name": "set_timer", "result": "42"}' in renderer.render(msgs)

@@ -100,7 +100,7 @@ class LlamaCppBackend:
     def cached_prefix(self, prompt: list[int]) -> int:
         """How many leading tokens of `prompt` are already in the KV cache."""
         shared = 0
-        for a, b in zip(self._llm._input_ids[: self._llm.n_tokens], prompt):
+        for a, b in zip(self._llm._input_ids[: self._llm.n_tokens], prompt, strict=False):
             if a != b:
                 break
             shared += 1
@@ -211,7 +211,8 @@ class _Grammar:
         self._lib.llama_sampler_reset(self._ptr)
 
     def allows(self, token: int, logits: Any) -> bool:
-        self._one[0].id, self._one[0].logit, self._one[0].p = token, float(logits[token]), 0.0
+        candidate = self._one[0]
+        candidate.id, candidate.logit, candidate.p = token, float(logits[token]), 0.0  # type: ignore[assignment]
         self._one_array.size = 1
         self._lib.llama_sampler_apply(self._ptr, self._byref(self._one_array))
         return bool(self._one[0].logit != float("-inf"))

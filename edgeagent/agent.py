@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from edgeagent.backends import Backend, GenerationStats, SamplingParams
+from edgeagent.context import ContextWindow, WindowSettings
 from edgeagent.errors import ContextOverflowError
 from edgeagent.grammar import DEFAULT_MAX_STRING_CHARS
+from edgeagent.memory import MemoryIndex
 from edgeagent.tools import DEFAULT_MAX_RESULT_CHARS, Tool, collect_tools
 from edgeagent.wireformat import (
     CALL_OPEN,
@@ -164,6 +167,8 @@ class Agent:
         sampling: SamplingParams | None = None,
         constrained: bool = True,
         tool_choice: ToolChoice = "auto",
+        memory: MemoryIndex | str | Path | None = None,
+        window: WindowSettings | None = None,
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
@@ -183,6 +188,9 @@ class Agent:
         self.sampling = sampling or SamplingParams()
         self.constrained = constrained
         self.tool_choice: ToolChoice = tool_choice
+        self.window_settings = window or WindowSettings()
+        self._memory_arg = memory
+        self._memory: MemoryIndex | None = memory if isinstance(memory, MemoryIndex) else None
         self._backend = backend
         self._renderer: ChatRenderer | None = None
         self._grammars: dict[tuple[bool, bool], str] = {}
@@ -199,6 +207,21 @@ class Agent:
             path = resolve_model(self.model)
             self._backend = LlamaCppBackend(path, n_ctx=self.n_ctx, n_threads=self.n_threads)
         return self._backend
+
+    @property
+    def memory(self) -> MemoryIndex:
+        """The memory index evicted turns go to and recall comes from. By default an in-process
+        index with keyword search; a path gives a persistent file with hybrid search, embedded
+        by the agent's own model through llama.cpp."""
+        if self._memory is None:
+            if self._memory_arg is None:
+                self._memory = MemoryIndex(":memory:")
+            else:
+                from edgeagent.memory import LlamaEmbedder
+
+                embedder = LlamaEmbedder(self.model, n_threads=self.n_threads)
+                self._memory = MemoryIndex(Path(self._memory_arg).expanduser(), embedder)
+        return self._memory
 
     @property
     def renderer(self) -> ChatRenderer:
@@ -230,8 +253,8 @@ class Agent:
             return True, False
         return True, True
 
-    def session(self) -> Session:
-        return Session(self)
+    def session(self, session_id: str | None = None) -> Session:
+        return Session(self, session_id)
 
     def run(self, prompt: str) -> RunResult:
         """One request in a fresh conversation."""
@@ -248,9 +271,11 @@ class Session:
     """A multi-turn conversation with an agent. Turns reuse the KV cache of the shared prefix
     (system prompt, tool schemas, earlier turns), so only the new turn is evaluated."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Agent, session_id: str | None = None) -> None:
         self.agent = agent
+        self.id = session_id or uuid.uuid4().hex[:12]
         self.messages: list[Message] = []
+        self.window = ContextWindow(agent.memory, self.id, agent.window_settings)
 
     def send(self, prompt: str) -> RunResult:
         for event in self.stream(prompt):
@@ -263,7 +288,8 @@ class Session:
         agent = self.agent
         start = time.perf_counter()
         checkpoint = len(self.messages)
-        self.messages.append(Message("user", prompt))
+        recalled = self.window.recall(prompt)
+        self.messages.append(Message("user", prompt, recalled=recalled))
         usage, timings = Usage(), Timings()
         records: list[ToolCallRecord] = []
         answer, duplicates, hit_limit, steps = "", 0, False, 0
@@ -335,7 +361,16 @@ class Session:
     ) -> Generator[str, None, None]:
         agent = self.agent
         backend = agent.backend
-        prompt = backend.tokenize(agent.render(self.messages))
+        rendered: dict[int, list[int]] = {}
+
+        def count(messages: list[Message]) -> int:
+            rendered[len(messages)] = backend.tokenize(agent.render(messages))
+            return len(rendered[len(messages)])
+
+        reserve = max(min(agent.max_tokens, backend.n_ctx // 4), MIN_REPLY_TOKENS)
+        self.window.fit(self.messages, count, backend.n_ctx - reserve)
+        visible = self.window.visible(self.messages)
+        prompt = rendered.get(len(visible)) or backend.tokenize(agent.render(visible))
         room = backend.n_ctx - len(prompt)
         if room < MIN_REPLY_TOKENS:
             raise ContextOverflowError(

@@ -33,6 +33,8 @@ _SPACES = r"\x00-\x20\x7F\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u30
 
 Role = Literal["system", "user", "assistant", "tool"]
 
+RECALL_HEADER = "(Recalled from earlier in our conversation:)"
+
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant running on the user's device."
 
 TOOLS_PROMPT = """You can call these tools, listed as JSON in <tools></tools>:
@@ -68,6 +70,7 @@ class Message:
     content: str = ""
     calls: list[ToolCall] = field(default_factory=list)  # assistant turns that call tools
     name: str = ""  # tool turns: which tool produced this result
+    recalled: str = ""  # user turns: memories recalled for this turn (edgeagent.context)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,9 @@ def template_messages(
             out.append({"role": "assistant", "content": format_calls(msg.calls)})
         elif msg.role == "tool":
             out.append({"role": "tool", "content": format_tool_result(msg.name, msg.content)})
+        elif msg.role == "user" and msg.recalled:
+            content = f"{RECALL_HEADER}\n{msg.recalled}\n\n{msg.content}"
+            out.append({"role": "user", "content": content})
         else:
             out.append({"role": msg.role, "content": msg.content})
     return out

@@ -16,6 +16,9 @@ from edgeagent.models import inspect_gguf
 
 log = logging.getLogger(__name__)
 
+#: A shifted run shorter than this is not worth a context shift; it is evaluated again.
+MIN_SHIFT_TOKENS = 16
+
 
 def default_threads() -> int:
     """The CPUs this process may use (llama.cpp's own default counts physical cores only)."""
@@ -67,6 +70,9 @@ class LlamaCppBackend:
         self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self._grammars: dict[str, _Grammar] = {}
         self._pieces: dict[int, bytes] = {}
+        memory = llama_cpp.llama_get_memory(self._llm._ctx.ctx)
+        self._can_shift = bool(memory) and bool(llama_cpp.llama_memory_can_shift(memory))
+        self.shifts = 0  # context shifts done (evictions absorbed without re-evaluation)
 
     def tokenize(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -96,6 +102,40 @@ class LlamaCppBackend:
                 n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
             cached = self._pieces[token] = buf.raw[:n]
         return cached
+
+    def reuse_cache(self, prompt: list[int]) -> int:
+        """Make the KV cache hold the longest possible start of `prompt`; return its length.
+
+        Beyond the shared prefix, when the prompt continues with tokens the cache holds further
+        on (the window evicted the turns in between), drop the evicted range and shift the rest
+        back (llama.cpp's context shift: RoPE positions are re-rotated), instead of evaluating
+        it all again."""
+        llm = self._llm
+        cached = list(llm._input_ids[: llm.n_tokens])
+        shared = self.cached_prefix(prompt)
+        if shared >= len(prompt) - 1 or shared >= len(cached) or not self._can_shift:
+            return shared
+        want = prompt[shared]
+        best_at, best_len = 0, 0
+        starts = [i for i in range(shared + 1, len(cached)) if cached[i] == want][:64]
+        for at in starts:
+            n = 0
+            while at + n < len(cached) and shared + n < len(prompt):
+                if cached[at + n] != prompt[shared + n]:
+                    break
+                n += 1
+            if n > best_len:
+                best_at, best_len = at, n
+        if best_len < MIN_SHIFT_TOKENS:
+            return shared
+        ctx = llm._ctx
+        ctx.kv_cache_seq_rm(-1, shared, best_at)
+        ctx.kv_cache_seq_shift(0, best_at, best_at + best_len, shared - best_at)
+        ctx.kv_cache_seq_rm(-1, shared + best_len, -1)
+        llm.input_ids[shared : shared + best_len] = cached[best_at : best_at + best_len]
+        llm.n_tokens = shared + best_len
+        self.shifts += 1
+        return shared + best_len
 
     def cached_prefix(self, prompt: list[int]) -> int:
         """How many leading tokens of `prompt` are already in the KV cache."""
@@ -131,9 +171,10 @@ class LlamaCppBackend:
 
         llm = self._llm
         stats.prompt_tokens = len(prompt)
-        # Reuse the KV cache of the shared prefix; at least the last prompt token is evaluated
-        # again so that there are logits to sample from. llm.eval drops the cache after n_tokens.
-        reuse = min(self.cached_prefix(prompt), len(prompt) - 1)
+        # Reuse the KV cache of the shared prefix (and of a shifted middle, after an eviction);
+        # at least the last prompt token is evaluated again so that there are logits to sample
+        # from. llm.eval drops the cache after n_tokens.
+        reuse = min(self.reuse_cache(prompt), len(prompt) - 1)
         stats.cached_tokens = reuse
         matcher = self._grammar(grammar) if grammar else None
         choose = _Chooser(sampling, self._n_vocab)

@@ -214,7 +214,7 @@ class Agent:
         index with keyword search; a path gives a persistent file with hybrid search, embedded
         by the agent's own model through llama.cpp."""
         if self._memory is None:
-            if self._memory_arg is None:
+            if self._memory_arg is None or isinstance(self._memory_arg, MemoryIndex):
                 self._memory = MemoryIndex(":memory:")
             else:
                 from edgeagent.memory import LlamaEmbedder

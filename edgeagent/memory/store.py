@@ -104,16 +104,18 @@ class MemoryIndex:
         try:
             conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout=30000")
-            if self.path != ":memory:":
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # WAL: durable against process crashes
-            conn.execute("PRAGMA foreign_keys=ON")
+            # Look before writing anything: a foreign or corrupt file must stay as it is.
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
             if tables and "entries" not in tables:
+                conn.close()
                 raise MemoryFileError(
                     f"{self.path} is an SQLite database but not an edgeagent memory file",
                     hint="pass another path; this file was left untouched",
                 )
+            if self.path != ":memory:":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL: durable against process crashes
+            conn.execute("PRAGMA foreign_keys=ON")
             with conn:
                 conn.executescript(_SCHEMA)
             self._check_meta(conn)
@@ -299,13 +301,14 @@ class MemoryIndex:
         kinds = dict(self._conn.execute("SELECT kind, count(*) FROM entries GROUP BY kind"))
         vectors = self._conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
         size = Path(self.path).stat().st_size if self.path != ":memory:" else 0
+        meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
         return {
             "path": self.path,
             "entries": count,
             "by_kind": kinds,
             "vectors": vectors,
-            "embedder": self.embedder.name if self.embedder else None,
-            "dim": self.embedder.dim if self.embedder else 0,
+            "embedder": meta.get("embedder"),
+            "dim": int(meta.get("dim", 0)),
             "vector_index": self._vectors.kind,
             "size_bytes": size,
         }

@@ -1,6 +1,10 @@
 """Vector search over unit-length embeddings: exact (a matrix product) while small, an HNSW
-index from usearch once the count passes `ann_threshold` (benchmarks/bench_memory.py measures
-the index's recall@10 against exact search)."""
+index (hnswlib, the `memory` extra) once the count passes `ann_threshold`;
+benchmarks/bench_memory.py measures its recall@10 against exact search.
+
+Why hnswlib and not usearch: usearch's wheel links its own static libstdc++, and once it is
+imported, llama.cpp fails to load any model ("error loading model vocabulary: std::bad_cast").
+hnswlib links the system libstdc++ and coexists with llama.cpp (tests/test_memory.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ class VectorIndex:
 
     @property
     def kind(self) -> str:
-        return "usearch-hnsw" if self._ann is not None else "exact"
+        return "hnsw" if self._ann is not None else "exact"
 
     def ids(self) -> set[int]:
         return set(self._ids[: self._n].tolist())
@@ -40,7 +44,7 @@ class VectorIndex:
         self._mat[self._n : self._n + n] = vectors
         self._n += n
         if self._ann is not None:
-            self._ann.add(ids, vectors)
+            self._ann_add(ids, vectors)
         elif self._n >= self.ann_threshold:
             self._build_ann()
 
@@ -52,27 +56,41 @@ class VectorIndex:
         self._n = kept
         if self._ann is not None:
             for i in ids:
-                self._ann.remove(int(i))
+                try:
+                    self._ann.mark_deleted(int(i))
+                except RuntimeError:  # not in the index
+                    pass
 
     def _build_ann(self) -> None:
         try:
-            from usearch.index import Index
+            import hnswlib
         except ImportError:  # optional: exact search still works, just slower at scale
             self.ann_threshold = 2**62
             return
-        index = Index(ndim=self.dim, metric="ip", dtype="f32", connectivity=16, expansion_add=128,
-                      expansion_search=64)  # fmt: skip
-        index.add(self._ids[: self._n], self._mat[: self._n])
+        index = hnswlib.Index(space="ip", dim=self.dim)
+        index.init_index(max_elements=max(2 * self._n, 1024), ef_construction=100, M=16,
+                         allow_replace_deleted=True)  # fmt: skip
+        index.set_ef(64)
         self._ann = index
+        self._ann_add(self._ids[: self._n], self._mat[: self._n])
+
+    def _ann_add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        needed = self._ann.get_current_count() + len(ids)
+        if needed > self._ann.get_max_elements():
+            self._ann.resize_index(2 * needed)
+        self._ann.add_items(vectors, ids)
 
     def search(self, query: np.ndarray, k: int, allowed: set[int] | None = None) -> list[int]:
         """Ids of the k nearest vectors by inner product (cosine for unit vectors)."""
         if self._n == 0:
             return []
         if self._ann is not None and (allowed is None or len(allowed) > 4 * k):
-            want = k if allowed is None else min(self._n, k * 8)
-            found = self._ann.search(query.astype(np.float32), want)
-            keys = [int(x) for x in found.keys]
+            want = min(self._n, k if allowed is None else k * 8)
+            try:
+                labels, _ = self._ann.knn_query(query.astype(np.float32), k=want)
+            except RuntimeError:  # fewer live elements than asked for (after deletions)
+                return self.exact(query, k, allowed)
+            keys = [int(x) for x in labels[0]]
             if allowed is not None:
                 keys = [x for x in keys if x in allowed]
             if len(keys) >= min(k, self._n) or allowed is None:

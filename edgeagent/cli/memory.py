@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import IO
 
 import click
 
@@ -103,7 +104,7 @@ def stats(db: Path | None, as_json: bool) -> None:
 @command.command("export")
 @db_option
 @click.option("--out", type=click.File("w"), default="-", help="File (default: stdout).")
-def export(db: Path | None, out: click.utils.LazyFile) -> None:
+def export(db: Path | None, out: IO[str]) -> None:
     """Every entry as JSON lines."""
     with _open(db, keyword_only=True) as memory:
         for row in memory.export():

@@ -8,6 +8,7 @@ hnswlib links the system libstdc++ and coexists with llama.cpp (tests/test_memor
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -56,10 +57,8 @@ class VectorIndex:
         self._n = kept
         if self._ann is not None:
             for i in ids:
-                try:
+                with contextlib.suppress(RuntimeError):  # not in the index
                     self._ann.mark_deleted(int(i))
-                except RuntimeError:  # not in the index
-                    pass
 
     def _build_ann(self) -> None:
         try:

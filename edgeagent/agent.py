@@ -29,7 +29,8 @@ from edgeagent.backends import Backend, GenerationStats, SamplingParams
 from edgeagent.context import ContextWindow, WindowSettings
 from edgeagent.errors import ContextOverflowError
 from edgeagent.grammar import DEFAULT_MAX_STRING_CHARS
-from edgeagent.memory import MemoryIndex
+from edgeagent.memory import Embedder, MemoryIndex
+from edgeagent.pruning import ToolIndex
 from edgeagent.tools import DEFAULT_MAX_RESULT_CHARS, Tool, collect_tools
 from edgeagent.wireformat import (
     CALL_OPEN,
@@ -169,6 +170,9 @@ class Agent:
         tool_choice: ToolChoice = "auto",
         memory: MemoryIndex | str | Path | None = None,
         window: WindowSettings | None = None,
+        max_tools: int = 8,
+        tool_k: int = 5,
+        tool_embedder: Embedder | None = None,
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
@@ -189,14 +193,20 @@ class Agent:
         self.constrained = constrained
         self.tool_choice: ToolChoice = tool_choice
         self.window_settings = window or WindowSettings()
+        # More tools than max_tools: each turn offers only the tool_k best matches (pruning).
+        self.tool_k = tool_k
+        self.tool_index = (
+            ToolIndex(self.tools, tool_embedder) if len(self.tools) > max_tools else None
+        )
         self._memory_arg = memory
         self._memory: MemoryIndex | None = memory if isinstance(memory, MemoryIndex) else None
         self._backend = backend
         self._renderer: ChatRenderer | None = None
-        self._grammars: dict[tuple[bool, bool], str] = {}
+        self._grammars: dict[tuple[bool, bool, tuple[str, ...]], str] = {}
         self._lock = threading.Lock()
-        if constrained:  # build the grammar now: a schema it cannot express fails here
-            self.grammar(allow_answer=True, allow_calls=True)
+        if constrained:  # build the grammars now: a schema they cannot express fails here
+            for t in self.tools:
+                self.grammar(allow_answer=True, allow_calls=True, tools=[t])
 
     @property
     def backend(self) -> Backend:
@@ -230,11 +240,22 @@ class Agent:
             self._renderer = ChatRenderer(self.backend.chat_template(), bos, eos)
         return self._renderer
 
-    def grammar(self, allow_answer: bool, allow_calls: bool) -> str:
-        key = (allow_answer, allow_calls)
+    def tools_for(self, request: str) -> list[Tool]:
+        """The tools offered for a request: all of them, or the best tool_k when pruning."""
+        if self.tool_index is None:
+            return self.tools
+        return self.tool_index.select(request, self.tool_k)
+
+    def grammar(
+        self, allow_answer: bool, allow_calls: bool, tools: list[Tool] | None = None
+    ) -> str:
+        tools = self.tools if tools is None else tools
+        key = (allow_answer, allow_calls, tuple(t.name for t in tools))
         if key not in self._grammars:
+            if len(self._grammars) > 64:  # pruning makes many tool sets: keep the cache small
+                self._grammars.clear()
             self._grammars[key] = build_grammar(
-                self.tools,
+                tools,
                 allow_answer=allow_answer,
                 allow_calls=allow_calls,
                 max_calls=self.max_calls,
@@ -242,10 +263,10 @@ class Agent:
             )
         return self._grammars[key]
 
-    def reply_kinds(self, step: int) -> tuple[bool, bool]:
+    def reply_kinds(self, step: int, tools: list[Tool] | None = None) -> tuple[bool, bool]:
         """(answer allowed, calls allowed) for the reply at `step`. The last step answers, so a
         loop that does not converge still ends with an answer."""
-        if not self.tools or self.tool_choice == "none":
+        if not (self.tools if tools is None else tools) or self.tool_choice == "none":
             return True, False
         if step == 0 and self.tool_choice == "required":
             return False, True
@@ -263,8 +284,9 @@ class Agent:
     def stream(self, prompt: str) -> Iterator[Event]:
         return self.session().stream(prompt)
 
-    def render(self, messages: list[Message]) -> str:
-        return self.renderer.render(template_messages(messages, self.tools, self.instructions))
+    def render(self, messages: list[Message], tools: list[Tool] | None = None) -> str:
+        offered = self.tools if tools is None else tools
+        return self.renderer.render(template_messages(messages, offered, self.instructions))
 
 
 class Session:
@@ -290,6 +312,7 @@ class Session:
         checkpoint = len(self.messages)
         recalled = self.window.recall(prompt)
         self.messages.append(Message("user", prompt, recalled=recalled))
+        tools = agent.tools_for(prompt)
         usage, timings = Usage(), Timings()
         records: list[ToolCallRecord] = []
         answer, duplicates, hit_limit, steps = "", 0, False, 0
@@ -300,12 +323,12 @@ class Session:
             for step in range(agent.max_steps):
                 steps = step + 1
                 allow_answer, allow_calls = (
-                    (True, False) if force_answer else agent.reply_kinds(step)
+                    (True, False) if force_answer else agent.reply_kinds(step, tools)
                 )
                 text, stats, stream = "", GenerationStats(), CallStream()
                 kind = ""
                 with agent._lock:
-                    pieces = self._generate(allow_answer, allow_calls, stats)
+                    pieces = self._generate(tools, allow_answer, allow_calls, stats)
                     for piece in pieces:
                         if not timings.ttft_s:
                             timings.ttft_s = time.perf_counter() - start
@@ -317,7 +340,7 @@ class Session:
                     pieces.close()  # stops generation; the backend records its timings
                     text = stream.text
                 self._account(usage, timings, stats)
-                reply = parse_reply(text, agent.tools)
+                reply = parse_reply(text, tools if agent.constrained else agent.tools)
                 duplicates += reply.duplicates_dropped + stream.repeated
                 problems += [f"reply {steps}: {p}" for p in reply.problems]
                 if text.startswith(CALL_OPEN) and not reply.is_call:
@@ -357,20 +380,20 @@ class Session:
         yield RunFinished(result)
 
     def _generate(
-        self, allow_answer: bool, allow_calls: bool, stats: GenerationStats
+        self, tools: list[Tool], allow_answer: bool, allow_calls: bool, stats: GenerationStats
     ) -> Generator[str, None, None]:
         agent = self.agent
         backend = agent.backend
         rendered: dict[int, list[int]] = {}
 
         def count(messages: list[Message]) -> int:
-            rendered[len(messages)] = backend.tokenize(agent.render(messages))
+            rendered[len(messages)] = backend.tokenize(agent.render(messages, tools))
             return len(rendered[len(messages)])
 
         reserve = max(min(agent.max_tokens, backend.n_ctx // 4), MIN_REPLY_TOKENS)
         self.window.fit(self.messages, count, backend.n_ctx - reserve)
         visible = self.window.visible(self.messages)
-        prompt = rendered.get(len(visible)) or backend.tokenize(agent.render(visible))
+        prompt = rendered.get(len(visible)) or backend.tokenize(agent.render(visible, tools))
         room = backend.n_ctx - len(prompt)
         if room < MIN_REPLY_TOKENS:
             raise ContextOverflowError(
@@ -378,7 +401,7 @@ class Session:
                 f"{backend.n_ctx}, and {MIN_REPLY_TOKENS} must stay free for the reply",
                 hint="shorten the prompt, offer fewer tools, or raise n_ctx",
             )
-        grammar = agent.grammar(allow_answer, allow_calls) if agent.constrained else None
+        grammar = agent.grammar(allow_answer, allow_calls, tools) if agent.constrained else None
         yield from backend.generate(
             prompt,
             grammar=grammar,

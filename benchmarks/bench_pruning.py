@@ -31,6 +31,22 @@ from edgeagent.wireformat import system_prompt  # noqa: E402
 KS = (3, 5, 10)
 
 
+class Cached:
+    """Embeds each distinct text once (vector and hybrid search embed the same queries)."""
+
+    def __init__(self, embedder) -> None:
+        self.inner, self.name, self.dim = embedder, embedder.name, embedder.dim
+        self._seen: dict[str, object] = {}
+
+    def embed(self, texts):
+        import numpy as np
+
+        missing = [t for t in dict.fromkeys(texts) if t not in self._seen]
+        if missing:
+            self._seen.update(zip(missing, self.inner.embed(missing), strict=True))
+        return np.stack([self._seen[t] for t in texts])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--categories", default="multiple,live_multiple")
@@ -41,7 +57,7 @@ def main() -> None:
     def n_tokens(text: str) -> int:
         return len(vocab.tokenize(text.encode(), add_bos=False, special=True))
 
-    embedder = LlamaEmbedder()
+    embedder = Cached(LlamaEmbedder())
     report = {}
     for category in args.categories.split(","):
         cases = [c for c in load_cases(category, args.limit) if c.answer]
@@ -79,7 +95,7 @@ def main() -> None:
         by_name = {t.name: t for t in tools}
         top5_tokens = []
         for c in cases[:50]:
-            hits = indexes["vector"].search(c.messages[-1]["content"], k=5)
+            hits = indexes["keyword"].search(c.messages[-1]["content"], k=5, mode="keyword")
             top5_tokens.append(n_tokens(system_prompt([by_name[h.metadata["name"]] for h in hits])))
         case_tokens = [
             n_tokens(system_prompt([pool[f["name"]] for f in c.functions])) for c in cases[:50]

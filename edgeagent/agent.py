@@ -169,6 +169,7 @@ class Agent:
         constrained: bool = True,
         tool_choice: ToolChoice = "auto",
         memory: MemoryIndex | str | Path | None = None,
+        memory_embedder: Embedder | None = None,
         window: WindowSettings | None = None,
         max_tools: int = 12,
         tool_k: int = 5,
@@ -199,6 +200,7 @@ class Agent:
             ToolIndex(self.tools, tool_embedder) if len(self.tools) > max_tools else None
         )
         self._memory_arg = memory
+        self._memory_embedder = memory_embedder
         self._memory: MemoryIndex | None = memory if isinstance(memory, MemoryIndex) else None
         self._backend = backend
         self._renderer: ChatRenderer | None = None
@@ -220,17 +222,13 @@ class Agent:
 
     @property
     def memory(self) -> MemoryIndex:
-        """The memory index evicted turns go to and recall comes from. By default an in-process
-        index with keyword search; a path gives a persistent file with hybrid search, embedded
-        by the agent's own model through llama.cpp."""
+        """The memory index evicted turns go to and recall comes from: in-process by default, a
+        file when `memory` is a path. Keyword search unless `memory_embedder` is given: the
+        default model's own embeddings lower recall when fused in (docs/benchmarks.md)."""
         if self._memory is None:
-            if self._memory_arg is None or isinstance(self._memory_arg, MemoryIndex):
-                self._memory = MemoryIndex(":memory:")
-            else:
-                from edgeagent.memory import LlamaEmbedder
-
-                embedder = LlamaEmbedder(self.model, n_threads=self.n_threads)
-                self._memory = MemoryIndex(Path(self._memory_arg).expanduser(), embedder)
+            where = self._memory_arg
+            path = ":memory:" if where is None or isinstance(where, MemoryIndex) else where
+            self._memory = MemoryIndex(Path(path).expanduser(), self._memory_embedder)
         return self._memory
 
     @property

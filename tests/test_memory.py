@@ -190,12 +190,10 @@ def test_memory_cli(tmp_path):
         return proc.stdout
 
     assert json.loads(
-        cli(
-            "add", "The wifi password is tulip42", "--keyword-only", "--meta", "room=hall", "--json"
-        )
+        cli("add", "The wifi password is tulip42", "--meta", "room=hall", "--json")
     ) == {"id": 1}
-    cli("add", "Parked on level 3", "--keyword-only")
-    hits = json.loads(cli("search", "wifi", "--keyword-only", "--json"))
+    cli("add", "Parked on level 3")
+    hits = json.loads(cli("search", "wifi", "--json"))
     assert hits[0]["text"] == "The wifi password is tulip42" and hits[0]["metadata"] == {
         "room": "hall"
     }

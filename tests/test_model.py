@@ -43,7 +43,7 @@ def test_sampled_replies_under_the_grammar_always_parse_and_validate(backend, se
 
 def test_llama_cpp_accepts_the_grammars(backend):
     for allow_calls in (True, False):
-        backend._check_grammar(build_grammar(DEMO_TOOLS, allow_calls=allow_calls))
+        backend.check_grammar(build_grammar(DEMO_TOOLS, allow_calls=allow_calls))
 
 
 def test_session_reuses_the_kv_cache(backend):

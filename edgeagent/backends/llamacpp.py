@@ -135,6 +135,7 @@ class LlamaCppBackend:
         llm.input_ids[shared : shared + best_len] = cached[best_at : best_at + best_len]
         llm.n_tokens = shared + best_len
         self.shifts += 1
+        log.debug("context shift: dropped %d tokens, kept %d", best_at - shared, best_len)
         return shared + best_len
 
     def cached_prefix(self, prompt: list[int]) -> int:
@@ -153,7 +154,7 @@ class LlamaCppBackend:
         grammar.reset()
         return grammar
 
-    def _check_grammar(self, text: str) -> None:
+    def check_grammar(self, text: str) -> None:
         """Parse a grammar now (llama.cpp would otherwise parse it inside sampling)."""
         self._grammar(text)
 

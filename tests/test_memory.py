@@ -214,3 +214,41 @@ def test_llama_embedder_puts_similar_texts_closer():
     )
     assert abs(np.linalg.norm(a) - 1) < 1e-4
     assert a @ b > a @ c
+
+
+AGENT = """
+import sys
+from edgeagent import Agent
+from tests.test_agent_loop import ScriptedBackend, set_timer
+backend = ScriptedBackend(["ok, noted."] * 60, n_ctx=1600)
+agent = Agent([set_timer], backend=backend, memory=sys.argv[1], max_tokens=32)
+session = agent.session(session_id=sys.argv[2])
+for i in range(40):
+    session.send(f"{sys.argv[2]} says fact number {i}")
+print(session.window.evicted_turns)
+"""
+
+
+def test_two_agents_in_two_processes_share_one_memory_file(tmp_path):
+    path = tmp_path / "shared.db"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", AGENT, str(path), name],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for name in ("alice", "bob")
+    ]
+    evicted = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        evicted.append(int(out))
+    with MemoryIndex(path) as mem:
+        turns = mem.stats()["by_kind"]["turn"]
+        assert turns == sum(evicted) and min(evicted) > 10
+        for name in ("alice", "bob"):
+            hits = mem.search(f"{name} fact number 3", k=1, filters={"session": name})
+            assert hits and "fact number 3" in hits[0].text

@@ -28,9 +28,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from edgeagent.cli import memory, models, run, tools
+    from edgeagent.cli import data, memory, models, run, tools
 
-    for module in (run, models, tools, memory):
+    for module in (run, models, tools, memory, data):
         main.add_command(module.command)
 
 

@@ -1,0 +1,118 @@
+"""Render training examples through the one wire format, with the loss mask.
+
+The text is the base model's chat template applied to the example (tools in the system message,
+calls in canonical form), exactly as the runtime renders a conversation. The mask marks what the
+model learns to write:
+
+- "assistant": every assistant message, calls and answers, with its end-of-turn marker;
+- "selector": the tool names of the calls only (DualTune's tool-selector adapter);
+- "arguments": the argument objects of the calls only (DualTune's argument adapters).
+
+Spans are found by rendering the conversation up to each assistant message with and without it,
+so any prefix-stable chat template works; a template that is not prefix-stable is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from edgeagent.train.data import Example
+from edgeagent.wireformat import CALL_OPEN, ChatRenderer, Message, template_messages
+
+MaskKind = Literal["assistant", "selector", "arguments"]
+IGNORE = -100  # the label transformers' loss ignores
+
+#: text -> [(token id, start byte, end byte)]
+OffsetTokenizer = Callable[[str], list[tuple[int, int, int]]]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str
+    spans: list[tuple[int, int]]  # character spans to learn
+
+    def learned_text(self) -> str:
+        return "".join(self.text[a:b] for a, b in self.spans)
+
+
+def render_example(
+    example: Example, renderer: ChatRenderer, mask: MaskKind = "assistant"
+) -> Rendered:
+    msgs = example.messages
+    full = renderer.render(_tm(msgs, example), add_generation_prompt=False)
+    spans: list[tuple[int, int]] = []
+    for i, msg in enumerate(msgs):
+        if msg.role != "assistant":
+            continue
+        before = renderer.render(_tm(msgs[:i], example), add_generation_prompt=True)
+        upto = renderer.render(_tm(msgs[: i + 1], example), add_generation_prompt=False)
+        if not (upto.startswith(before) and full.startswith(upto)):
+            raise ValueError("the chat template is not prefix-stable; cannot locate the replies")
+        if mask == "assistant":
+            spans.append((len(before), len(upto)))
+        elif msg.calls:
+            spans += _call_spans(full, len(before), msg, mask)
+    return Rendered(full, spans)
+
+
+def _tm(messages: Sequence[Message], example: Example) -> list[dict[str, str]]:
+    return template_messages(list(messages), example.tools, example.instructions)
+
+
+def _call_spans(text: str, start: int, msg: Message, mask: MaskKind) -> list[tuple[int, int]]:
+    """Spans of the names (selector) or argument objects (arguments) in a canonical call list."""
+    assert text.startswith(CALL_OPEN, start)
+    spans = []
+    pos = start
+    for call in msg.calls:
+        name = json.dumps(call.name, ensure_ascii=False)
+        head = '{"name": ' + name + ', "arguments": '
+        at = text.index(head, pos)
+        if mask == "selector":
+            spans.append((at + len('{"name": '), at + len('{"name": ') + len(name)))
+        args = json.dumps(call.arguments, ensure_ascii=False)
+        args_at = at + len(head)
+        if mask == "arguments":
+            spans.append((args_at, args_at + len(args)))
+        pos = args_at + len(args)
+    return spans
+
+
+def tokenize_with_mask(
+    rendered: Rendered, tokenize: OffsetTokenizer
+) -> tuple[list[int], list[int]]:
+    """(input ids, labels): labels are the ids inside the learned spans, IGNORE elsewhere. A
+    token counts as inside when it starts inside a span (spans are in characters, offsets in
+    bytes of the UTF-8 text)."""
+    raw = rendered.text.encode("utf-8")
+    byte_spans = [
+        (len(rendered.text[:a].encode("utf-8")), len(rendered.text[:b].encode("utf-8")))
+        for a, b in rendered.spans
+    ]
+    ids, labels = [], []
+    for token, start, _end in tokenize(rendered.text):
+        ids.append(token)
+        inside = any(a <= start < b for a, b in byte_spans)
+        labels.append(token if inside else IGNORE)
+    assert raw  # the text was rendered
+    return ids, labels
+
+
+def llama_offset_tokenizer(model_path: str) -> OffsetTokenizer:
+    """Tokens with byte offsets from a GGUF file's own vocabulary (llama.cpp, no weights)."""
+    import llama_cpp
+
+    vocab = llama_cpp.Llama(model_path, vocab_only=True, verbose=False)
+
+    def tokenize(text: str) -> list[tuple[int, int, int]]:
+        out, pos = [], 0
+        for token in vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True):
+            piece = vocab.detokenize([token], special=True)
+            out.append((token, pos, pos + len(piece)))
+            pos += len(piece)
+        return out
+
+    return tokenize

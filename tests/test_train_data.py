@@ -187,3 +187,61 @@ def test_parser_never_crashes_on_arbitrary_lines(tmp_path_factory, blob):
     path.write_bytes(blob)
     examples, report = read_jsonl(path)
     assert report.valid == len(examples)
+
+
+def test_synthesizer_is_deterministic_and_every_example_validates(tmp_path):
+    from edgeagent.demo_tools import DEMO_TOOLS
+    from edgeagent.train.synth import synthesize
+
+    first = synthesize(DEMO_TOOLS, 300, seed=7)
+    assert first == synthesize(DEMO_TOOLS, 300, seed=7)
+    assert first != synthesize(DEMO_TOOLS, 300, seed=8)
+    write_jsonl(first, tmp_path / "s.jsonl")
+    examples, report = read_jsonl(tmp_path / "s.jsonl")
+    assert report.valid == 300 and not report.problems
+    calls = [len(ex.messages[-1].calls) for ex in examples]
+    assert calls.count(0) > 30 and calls.count(2) > 15 and calls.count(1) > 120
+    # negatives where the fitting tool is missing from the offered list
+    assert any(len(ex.tools) < len(DEMO_TOOLS) for ex in examples)
+    timers = [
+        c.arguments for ex in examples for c in ex.messages[-1].calls if c.name == "set_timer"
+    ]
+    assert timers and all(1 <= a["minutes"] <= 1440 for a in timers)
+    units = {
+        c.arguments["from_unit"]
+        for ex in examples
+        for c in ex.messages[-1].calls
+        if c.name == "convert_units"
+    }
+    assert units <= {
+        "mm",
+        "cm",
+        "m",
+        "km",
+        "in",
+        "ft",
+        "yd",
+        "mi",
+        "g",
+        "kg",
+        "oz",
+        "lb",
+        "ml",
+        "l",
+        "cup",
+        "tbsp",
+        "tsp",
+        "gal",
+        "c",
+        "f",
+        "k",
+    }
+
+
+def test_data_synth_cli(tmp_path):
+    out = tmp_path / "synth.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "edgeagent", "data", "synth", "--n", "50", "--seed", "1", "--out", str(out), "--json"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["examples"] == 50
+    assert read_jsonl(out)[1].valid == 50

@@ -33,3 +33,32 @@ def validate(path: Path, max_problems: int, as_json: bool) -> None:
             click.echo(f"… and {len(report.problems) - max_problems} more problems")
         click.echo(f"{report.valid} valid, {report.skipped} skipped, of {report.lines} lines")
     sys.exit(1 if report.problems else 0)
+
+
+@command.command("synth")
+@click.option("--tools", "source", metavar="MODULE|FILE.json", help="Tools (default: demo tools).")
+@click.option("--n", "count", default=1000, show_default=True, help="Examples to write.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@json_option
+def synth(source: str | None, count: int, seed: int, out: Path, as_json: bool) -> None:
+    """Generate examples from tools: requests, argument values, parallel calls, negatives."""
+    from collections import Counter
+
+    from edgeagent.toolsource import load_tools
+    from edgeagent.train.data import write_jsonl
+    from edgeagent.train.synth import load_tool_list, synthesize
+
+    tools = load_tool_list(source) if source and source.endswith(".json") else load_tools(source)
+    examples = synthesize(tools, count, seed)
+    written = write_jsonl(examples, out)
+    kinds: Counter[str] = Counter()
+    for ex in examples:
+        reply = ex["messages"][-1]
+        calls = len(reply.get("tool_calls") or [])
+        kinds["no call" if not calls else "parallel" if calls > 1 else "single call"] += 1
+    if as_json:
+        echo_json({"path": str(out), "examples": written, "tools": len(tools), **kinds})
+    else:
+        summary = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
+        click.echo(f"wrote {written} examples for {len(tools)} tools to {out} ({summary})")

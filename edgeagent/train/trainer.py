@@ -53,6 +53,42 @@ class LoraSettings:
     gradient_checkpointing: bool = False
 
 
+def write_log(history: list[dict[str, Any]], folder: Path) -> None:
+    """train_log.csv (step, loss, eval_loss, learning rate) and loss.png beside the adapter."""
+    import csv
+
+    rows = [h for h in history if "loss" in h or "eval_loss" in h]
+    with (folder / "train_log.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["step", "loss", "eval_loss", "learning_rate"])
+        for h in rows:
+            writer.writerow([h.get("step"), h.get("loss", ""), h.get("eval_loss", ""),
+                             h.get("learning_rate", "")])  # fmt: skip
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.warning("matplotlib is missing: no loss.png")
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    train = [(h["step"], h["loss"]) for h in rows if "loss" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in rows if "eval_loss" in h]
+    if train:
+        ax.plot(*zip(*train, strict=True), label="train loss")
+    if evals:
+        ax.plot(*zip(*evals, strict=True), "o-", label="eval loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (masked tokens)")
+    ax.set_title("LoRA training")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "loss.png")
+    plt.close(fig)
+
+
 @dataclass
 class TrainResult:
     adapter: str
@@ -166,6 +202,7 @@ def train_lora(
     eval_loss = next((h["eval_loss"] for h in reversed(history) if "eval_loss" in h), None)
     adapter_dir = work / "adapter"
     model.save_pretrained(str(adapter_dir))
+    write_log(history, adapter_dir)
     (adapter_dir / "edgeagent.json").write_text(
         json.dumps({"base": str(base), "settings": asdict(s), "examples": len(rows)}, indent=2)
     )

@@ -1,0 +1,65 @@
+"""Training configs: a TOML file (top-level base, data, out; a [lora] table of LoraSettings)
+plus `--set section.key=value` overrides. Unknown keys are errors that name the key."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from edgeagent.errors import EdgeAgentError
+from edgeagent.train.trainer import LoraSettings
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class TrainConfig:
+    base: str = "default"  # the embedded model's GGUF, a .gguf path or an HF directory
+    data: str = "train.jsonl"
+    out: str = "adapter"
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+    def base_path(self) -> str:
+        if self.base == "default":
+            from edgeagent.models import default_model_path
+
+            return str(default_model_path())
+        return self.base
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:  # type: ignore[assignment]
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise EdgeAgentError(f"cannot read config {path}: {exc}") from None
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise EdgeAgentError(f"--set {item!r}: expected KEY=VALUE (e.g. lora.rank=16)")
+        target = raw
+        *parents, last = key.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        try:
+            target[last] = json.loads(value)
+        except json.JSONDecodeError:
+            target[last] = value  # a bare string
+    lora_raw = raw.pop("lora", {})
+    _check_keys(raw, TrainConfig, "", skip={"lora"})
+    _check_keys(lora_raw, LoraSettings, "lora.")
+    return TrainConfig(**raw, lora=LoraSettings(**lora_raw))
+
+
+def _check_keys(values: dict[str, Any], cls: type, prefix: str, skip: set[str] = set()) -> None:  # noqa: B006
+    known = {f.name for f in fields(cls)} - skip
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise EdgeAgentError(
+            f"unknown config key {prefix}{unknown[0]}",
+            hint=f"known {prefix or 'top-level '}keys: {', '.join(sorted(known))}",
+        )

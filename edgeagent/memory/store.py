@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -112,13 +112,7 @@ class MemoryIndex:
                     f"{self.path} is an SQLite database but not an edgeagent memory file",
                     hint="pass another path; this file was left untouched",
                 )
-            if self.path != ":memory:":
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # WAL: durable against process crashes
-            conn.execute("PRAGMA foreign_keys=ON")
-            with conn:
-                conn.executescript(_SCHEMA)
-            self._check_meta(conn)
+            _retry_busy(lambda: self._setup(conn))
         except sqlite3.DatabaseError as exc:
             raise MemoryFileError(
                 f"cannot open memory file {self.path}: {exc}",
@@ -126,6 +120,15 @@ class MemoryIndex:
                 "Move it away to start a new memory",
             ) from None
         return conn
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        if self.path != ":memory:":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL: durable against process crashes
+        conn.execute("PRAGMA foreign_keys=ON")
+        with conn:
+            conn.executescript(_SCHEMA)
+        self._check_meta(conn)
 
     def _check_meta(self, conn: sqlite3.Connection) -> None:
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
@@ -325,6 +328,24 @@ class MemoryIndex:
         )
         for row in rows:
             yield _hit(row, 0.0).to_dict() | {"score": None}
+
+
+def _retry_busy(step: Callable[[], None], seconds: float = 30.0) -> None:
+    """Run a setup step, retrying while another process holds the file. Switching to WAL needs a
+    moment of exclusive access, and SQLite's busy timeout does not cover it: two processes that
+    open a new file at once otherwise fail with "database is locked"."""
+    deadline = time.monotonic() + seconds
+    delay = 0.01
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 def _hit(row: tuple[Any, ...], score: float) -> Hit:

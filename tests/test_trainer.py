@@ -77,8 +77,9 @@ def test_lora_training_lowers_the_loss_and_writes_a_peft_adapter(tiny, tmp_path)
     meta = json.loads((out / "edgeagent.json").read_text())
     assert meta["settings"]["mask"] == "assistant"
     assert [p.name for p in tmp_path.iterdir()] == ["adapter"]  # no partial folders left
-    model, _ = tiny
-    loaded = PeftModel.from_pretrained(model, str(out))
+    model, _ = tiny  # train_lora injected the adapter into this one: load into a fresh copy
+    fresh = transformers.LlamaForCausalLM(model.config)
+    loaded = PeftModel.from_pretrained(fresh, str(out))
     assert any("lora_A" in name for name, _ in loaded.named_parameters())
 
 

@@ -49,7 +49,7 @@ def default_model_path() -> Path:
 def resolve_model(model: str | Path | None) -> Path:
     """A model argument as a checked path: None means the embedded default."""
     path = default_model_path() if model is None else Path(model).expanduser()
-    check_gguf(path)
+    inspect_gguf(path)  # refuses a missing, truncated or non-GGUF file
     return path
 
 
@@ -75,11 +75,6 @@ class ModelInfo:
         out = asdict(self)
         out["has_chat_template"] = out.pop("chat_template") is not None
         return out
-
-
-def check_gguf(path: Path) -> None:
-    """Refuse a missing, truncated or non-GGUF file (header and tensor data size)."""
-    inspect_gguf(path)
 
 
 @lru_cache(maxsize=16)

@@ -112,18 +112,14 @@ class LlamaCppBackend:
         it all again."""
         llm = self._llm
         cached = list(llm._input_ids[: llm.n_tokens])
-        shared = self.cached_prefix(prompt)
+        shared = _run_length(cached, 0, prompt, 0)
         if shared >= len(prompt) - 1 or shared >= len(cached) or not self._can_shift:
             return shared
         want = prompt[shared]
         best_at, best_len = 0, 0
         starts = [i for i in range(shared + 1, len(cached)) if cached[i] == want][:64]
         for at in starts:
-            n = 0
-            while at + n < len(cached) and shared + n < len(prompt):
-                if cached[at + n] != prompt[shared + n]:
-                    break
-                n += 1
+            n = _run_length(cached, at, prompt, shared)
             if n > best_len:
                 best_at, best_len = at, n
         if best_len < MIN_SHIFT_TOKENS:
@@ -137,15 +133,6 @@ class LlamaCppBackend:
         self.shifts += 1
         log.debug("context shift: dropped %d tokens, kept %d", best_at - shared, best_len)
         return shared + best_len
-
-    def cached_prefix(self, prompt: list[int]) -> int:
-        """How many leading tokens of `prompt` are already in the KV cache."""
-        shared = 0
-        for a, b in zip(self._llm._input_ids[: self._llm.n_tokens], prompt, strict=False):
-            if a != b:
-                break
-            shared += 1
-        return shared
 
     def _grammar(self, text: str) -> _Grammar:
         if text not in self._grammars:
@@ -215,6 +202,14 @@ class LlamaCppBackend:
         finally:
             if first_at:
                 stats.decode_s = time.perf_counter() - first_at
+
+
+def _run_length(a: list[int], i: int, b: list[int], j: int) -> int:
+    """How many tokens a[i:] and b[j:] share from their starts."""
+    n = 0
+    while i + n < len(a) and j + n < len(b) and a[i + n] == b[j + n]:
+        n += 1
+    return n
 
 
 class _Grammar:

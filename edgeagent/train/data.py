@@ -16,7 +16,7 @@ with its line number and field; bad lines are skipped and counted, never silentl
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,14 +231,3 @@ def write_jsonl(examples: Iterable[dict[str, Any]], path: str | Path) -> int:
         os.fsync(fh.fileno())
     os.replace(tmp, target)
     return count
-
-
-def iter_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed JSON) for each non-empty line; undecodable lines are skipped."""
-    with Path(path).open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if raw.strip():
-                try:
-                    yield number, json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    yield number, None

@@ -174,10 +174,16 @@ def test_loss_mask_covers_exactly_the_assistant_parts(smollm2):
 def test_selector_and_argument_masks(smollm2):
     renderer, _ = smollm2
     ex = parse_example(GOOD)
-    assert render_example(ex, renderer, "selector").learned_text() == '"set_timer""set_timer"'
+    # the selector learns to call (the marker) or not (an answer's first character) and which tool
+    selector = render_example(ex, renderer, "selector").learned_text()
+    assert selector == '<tool_call>"set_timer""set_timer"BY'
     assert render_example(ex, renderer, "arguments").learned_text() == (
         '{"minutes": 4, "label": "tea"}{"minutes": 7, "label": "eggs"}'
     )
+    assert render_example(ex, renderer, "arguments", only_tool="set_timer").learned_text() == (
+        '{"minutes": 4, "label": "tea"}{"minutes": 7, "label": "eggs"}'
+    )
+    assert render_example(ex, renderer, "arguments", only_tool="convert_units").spans == []
 
 
 @settings(max_examples=200, deadline=None)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
@@ -61,33 +64,122 @@ def test_lora_training_lowers_the_loss_and_writes_a_peft_adapter(tiny, tmp_path)
     out = tmp_path / "adapter"
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     settings = LoraSettings(
-        rank=16,
-        alpha=32,
-        lr=3e-2,
-        max_steps=16,
-        batch_size=4,
-        eval_fraction=0,
-        target_modules=targets,
-    )
+        rank=16, alpha=32, lr=3e-2, max_steps=16, pack_tokens=1024, eval_fraction=0,
+        target_modules=targets, warmup_ratio=0,
+    )  # fmt: skip
     result = train_lora(examples(8), "tiny", out, settings, model_and_tokenizer=tiny)
-    assert result.steps == 16 and len(result.train_loss) == 16
+    assert result.steps == 16 and len(result.train_loss) == 16 and result.tokens_per_s > 0
     # a random tiny model learns slowly through a frozen head: a clear, not a large, drop
     assert result.train_loss[-1] < result.train_loss[0] - 0.15
     assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
-    meta = json.loads((out / "edgeagent.json").read_text())
-    assert meta["settings"]["mask"] == "assistant"
+    card = json.loads((out / "run_card.json").read_text())
+    assert card["settings"]["mask"] == "assistant" and len(card["data_sha256"]) == 64
+    assert card["metrics"]["adapter"]["steps"] == 16
     assert [p.name for p in tmp_path.iterdir()] == ["adapter"]  # no partial folders left
-    model, _ = tiny  # train_lora injected the adapter into this one: load into a fresh copy
-    fresh = transformers.LlamaForCausalLM(model.config)
-    loaded = PeftModel.from_pretrained(fresh, str(out))
+    model, _ = tiny  # the trainer unloaded its LoRA layers from this one
+    assert not any("lora" in name for name, _ in model.named_parameters())
+    loaded = PeftModel.from_pretrained(model, str(out))
     assert any("lora_A" in name for name, _ in loaded.named_parameters())
+
+
+def test_packed_rows_give_each_example_its_own_attention(tiny):
+    """A packed row computes exactly what the examples compute alone: no cross-attention."""
+    from edgeagent.train.batches import collate_packed, pack_rows
+
+    model, tok = tiny
+    model.eval()
+    rows = encode(examples(3), tok, "assistant", 4096)
+    packed = pack_rows(rows, 8192)
+    assert len(packed) == 1 and len(packed[0]["input_ids"]) == sum(
+        len(r["input_ids"]) for r in rows
+    )
+    batch = collate_packed(packed)
+    batch.pop("labels")
+    with torch.no_grad():
+        together = model(**batch).logits[0]
+        at = 0
+        for i in sorted(range(3), key=lambda i: -len(rows[i]["input_ids"])):  # packing order
+            n = len(rows[i]["input_ids"])
+            alone = model(input_ids=torch.tensor([rows[i]["input_ids"]])).logits[0]
+            assert torch.allclose(together[at : at + n], alone, atol=1e-4)
+            at += n
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 300), min_size=1, max_size=40), st.integers(50, 400))
+def test_pack_rows_keeps_every_token_within_budget(lengths, budget):
+    from edgeagent.train.batches import pack_rows
+
+    rows = [{"input_ids": [i] * n, "labels": [i] * n} for i, n in enumerate(lengths)]
+    packed = pack_rows(rows, budget)
+    assert all(len(p["input_ids"]) <= budget for p in packed)
+    assert sorted(t for p in packed for t in p["input_ids"]) == sorted(
+        t for r in rows for t in r["input_ids"][:budget]
+    )
+    for p in packed:  # each example's first label is ignored; positions restart at 0
+        starts = [k for k, pos in enumerate(p["position_ids"]) if pos == 0]
+        assert all(p["labels"][k] == IGNORE for k in starts)
+
+
+def test_early_stopping_stops_when_eval_loss_stops_improving(tiny, tmp_path):
+    # lr = 0: the eval loss never improves, so patience 2 stops after the third evaluation
+    settings = LoraSettings(lr=0.0, max_steps=20, eval_every=1, early_stopping=2, pack_tokens=300,
+                            eval_fraction=0.3, warmup_ratio=0)  # fmt: skip
+    result = train_lora(examples(12), "tiny", tmp_path / "a", settings, model_and_tokenizer=tiny)
+    assert result.steps == 3 and result.eval_loss is not None
+
+
+def test_unknown_target_module_is_refused_before_training(tiny, tmp_path):
+    from edgeagent.errors import EdgeAgentError
+
+    settings = LoraSettings(target_modules=["q_proj", "qkv"])
+    with pytest.raises(EdgeAgentError, match="'qkv' matches no layer") as info:
+        train_lora(examples(4), "tiny", tmp_path / "a", settings, model_and_tokenizer=tiny)
+    assert "down_proj" in info.value.hint
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_cut_off_checkpoint_is_discarded_and_a_different_run_is_not_resumed(tmp_path):
+    from edgeagent.errors import EdgeAgentError
+    from edgeagent.train.trainer import COMMIT, _last_checkpoint, _prepare_work
+
+    ckpts = tmp_path / "ckpts"
+    for step, whole in ((2, True), (4, True), (6, False)):
+        (ckpts / f"checkpoint-{step}").mkdir(parents=True)
+        if whole:
+            (ckpts / f"checkpoint-{step}" / COMMIT).write_text(str(step))
+    assert _last_checkpoint(ckpts).name == "checkpoint-4"
+    assert not (ckpts / "checkpoint-6").exists()
+    work = tmp_path / ".out.partial"
+    _prepare_work(work, {"data": "a"}, resume=True)
+    _prepare_work(work, {"data": "a"}, resume=True)  # the same run: kept
+    with pytest.raises(EdgeAgentError, match="different run"):
+        _prepare_work(work, {"data": "b"}, resume=True)
+    _prepare_work(work, {"data": "b"}, resume=False)  # --fresh
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
+def test_qlora_without_cuda_is_refused_with_a_hint(tmp_path):
+    from edgeagent.errors import EdgeAgentError
+    from edgeagent.train.trainer import load_base
+
+    with pytest.raises(EdgeAgentError, match="needs a CUDA GPU") as info:
+        load_base(default_model_path(), quantization="nf4")
+    assert "quantization" in info.value.hint
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="QLoRA (bitsandbytes NF4) needs CUDA")
+def test_qlora_nf4_trains_on_cuda(tmp_path):
+    settings = LoraSettings(quantization="nf4", max_steps=4, eval_fraction=0)
+    result = train_lora(examples(8), default_model_path(), tmp_path / "q", settings)
+    assert result.steps == 4 and (tmp_path / "q" / "adapter_model.safetensors").exists()
 
 
 def test_shipped_configs_load_and_validate():
     from edgeagent.train.config import CONFIG_DIR, load_config
 
-    configs = sorted(CONFIG_DIR.glob("*.toml"))
-    assert configs
+    configs = sorted(CONFIG_DIR.glob("*.toml")) + sorted(CONFIG_DIR.glob("*.yaml"))
+    assert {p.suffix for p in configs} == {".toml", ".yaml"}
     for path in configs:
         cfg = load_config(path)
         assert cfg.lora.rank > 0 and cfg.lora.mask in ("assistant", "selector", "arguments")
@@ -127,3 +219,101 @@ def test_train_cli_writes_adapter_log_and_plot(tiny, tmp_path):
     assert (out / "adapter_model.safetensors").exists() and (out / "loss.png").stat().st_size > 5000
     log = (out / "train_log.csv").read_text().splitlines()
     assert log[0] == "step,loss,eval_loss,learning_rate" and len(log) >= 5
+
+
+def _cli_train(base, data, out, *extra, launcher=()):
+    import sys
+
+    cmd = [*launcher] or [sys.executable, "-m"]
+    return [*cmd, "edgeagent", "train", "--base", str(base), "--data", str(data), "--out", str(out),
+            "--json", *extra]  # fmt: skip
+
+
+@pytest.fixture()
+def tiny_on_disk(tiny, tmp_path):
+    from edgeagent.train.data import write_jsonl
+
+    model, tok = tiny
+    base = tmp_path / "tiny-base"
+    model.save_pretrained(base)
+    tok.save_pretrained(base)
+    tools = [t for t in DEMO_TOOLS if t.name in ("set_timer", "convert_units")]
+    write_jsonl(synthesize(tools, 12, seed=2), tmp_path / "train.jsonl")
+    return base, tmp_path / "train.jsonl"
+
+
+def test_a_killed_run_leaves_no_adapter_and_resumes_from_its_last_checkpoint(
+    tiny_on_disk, tmp_path
+):
+    import signal
+    import subprocess
+    import time
+
+    base, data = tiny_on_disk
+    out = tmp_path / "adapter"
+    cmd = _cli_train(base, data, out, "--set", "lora.max_steps=60", "--set", "lora.eval_every=3",
+                     "--set", "lora.pack_tokens=600", "--set", "lora.eval_fraction=0")  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    committed = tmp_path / ".adapter.partial" / "checkpoints" / "adapter"
+    deadline = time.monotonic() + 300
+    while not list(committed.glob("checkpoint-*/edgeagent-commit")):
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)  # as a power cut would
+    proc.wait()
+    assert not out.exists()  # nothing that looks like an adapter
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    summary = json.loads(again.stdout)
+    assert summary["steps"] == 60 and summary["resumed_from"] >= 3
+    assert (out / "adapter_model.safetensors").exists()
+    assert not (tmp_path / ".adapter.partial").exists()
+
+
+def test_train_cli_with_accelerate_launch_writes_adapter_log_plot_and_tensorboard(
+    tiny_on_disk, tmp_path
+):
+    import shutil
+    import subprocess
+    import sys
+
+    base, data = tiny_on_disk
+    out = tmp_path / "adapter"
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    launcher = (accelerate, "launch", "--num_processes", "1", "--num_machines", "1",
+                "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu", "-m")  # fmt: skip
+    cmd = _cli_train(base, data, out, "--set", "lora.max_steps=4", "--set",
+                     "lora.eval_fraction=0.2", launcher=launcher)  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["steps"] == 4 and summary["examples"] == 12 and summary["eval_loss"] is not None
+    assert (out / "adapter_model.safetensors").exists() and (out / "loss.png").stat().st_size > 5000
+    log = (out / "train_log.csv").read_text().splitlines()
+    assert log[0] == "step,loss,eval_loss,learning_rate" and len(log) >= 5
+    assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_decoupled_training_and_two_phase_inference(tiny, tmp_path):
+    """The adapters and the two-phase path; what they are worth is measured on the real model
+    (benchmarks/bench_train_quality.py), not on a random tiny one."""
+    from edgeagent.train.dualtune import load_decoupled, two_phase_call
+
+    data = examples(16)
+    settings = LoraSettings(rank=8, lr=2e-2, max_steps=4, pack_tokens=4096, eval_fraction=0)
+    result = train_lora(data, "tiny", tmp_path / "dual", settings, model_and_tokenizer=tiny,
+                        decoupled=True)  # fmt: skip
+    index = json.loads((tmp_path / "dual" / "decoupled.json").read_text())
+    assert index == {"selector": "selector", "arguments": {
+        "convert_units": "arguments/convert_units", "set_timer": "arguments/set_timer"}}  # fmt: skip
+    assert sorted(result.adapters) == ["arguments/convert_units", "arguments/set_timer", "selector"]
+    assert all(r["steps"] == 4 for r in result.adapters.values())
+    card = json.loads((tmp_path / "dual" / "run_card.json").read_text())
+    assert card["decoupled"] and set(card["metrics"]) == set(result.adapters)
+    model, tok = tiny
+    dual = load_decoupled(model, tmp_path / "dual")
+    assert set(dual.peft_config) == {"selector", "arguments_set_timer", "arguments_convert_units"}
+    ex = next(e for e in data if e.messages[1].calls)
+    call = two_phase_call(dual, tok, ex.messages[:1], ex.tools, max_new_tokens=8)
+    assert call.name in (None, "set_timer", "convert_units")
+    assert call.valid or call.name is None or call.error

@@ -16,6 +16,13 @@ from edgeagent.cli.common import echo_json, json_option
 @click.option("--data", help="Training JSONL (overrides the config).")
 @click.option("--out", help="Adapter folder (overrides the config).")
 @click.option("--base", help="Base model: 'default', a .gguf file or an HF directory.")
+@click.option(
+    "--decoupled",
+    is_flag=True,
+    default=None,
+    help="DualTune: a selector adapter and one argument adapter per tool.",
+)
+@click.option("--fresh", is_flag=True, help="Discard checkpoints of an earlier run; do not resume.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="e.g. lora.rank=16")
 @json_option
 def command(
@@ -23,16 +30,23 @@ def command(
     data: str | None,
     out: str | None,
     base: str | None,
+    decoupled: bool | None,
+    fresh: bool,
     overrides: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Train a LoRA adapter on tool-call data (needs the train extra)."""
+    """Train a LoRA adapter on tool-call data (needs the train extra).
+
+    An interrupted run resumes from its last checkpoint when started again with the same data
+    and settings. Several GPUs: accelerate launch -m edgeagent train ..."""
     from edgeagent.errors import EdgeAgentError
     from edgeagent.train.config import load_config
     from edgeagent.train.data import read_jsonl
 
     cfg = load_config(config, list(overrides))
     cfg.data, cfg.out, cfg.base = data or cfg.data, out or cfg.out, base or cfg.base
+    cfg.decoupled = cfg.decoupled if decoupled is None else decoupled
+    cfg.lora.resume = cfg.lora.resume and not fresh
     examples, report = read_jsonl(cfg.data)
     for problem in report.problems[:10]:
         click.echo(f"skipped {problem}", err=True)
@@ -47,7 +61,7 @@ def command(
         ) from None
     # The trainer's progress bar and loss lines go to stderr; stdout holds the summary only.
     with contextlib.redirect_stdout(sys.stderr):
-        result = train_lora(examples, cfg.base_path(), cfg.out, cfg.lora)
+        result = train_lora(examples, cfg.base_path(), cfg.out, cfg.lora, decoupled=cfg.decoupled)
     summary = {
         "adapter": result.adapter,
         "examples": len(examples),
@@ -56,12 +70,17 @@ def command(
         "first_loss": result.train_loss[0] if result.train_loss else None,
         "last_loss": result.train_loss[-1] if result.train_loss else None,
         "eval_loss": result.eval_loss,
+        "tokens_per_s": result.tokens_per_s,
+        "resumed_from": result.resumed_from,
+        "adapters": sorted(result.adapters) or None,
     }
     if as_json:
         echo_json(summary)
     else:
         first, last = summary["first_loss"], summary["last_loss"]
+        what = f"{len(result.adapters)} adapters" if result.adapters else "adapter"
         click.echo(
-            f"trained {result.steps} steps on {len(examples)} examples: "
-            f"loss {first:.3f} -> {last:.3f}; adapter in {result.adapter}"
+            f"trained {result.steps} steps on {len(examples)} examples "
+            f"({result.tokens_per_s:.0f} tokens/s): loss {first:.3f} -> {last:.3f}; "
+            f"{what} in {result.adapter}"
         )

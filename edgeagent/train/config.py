@@ -1,5 +1,6 @@
-"""Training configs: a TOML file (top-level base, data, out; a [lora] table of LoraSettings)
-plus `--set section.key=value` overrides. Unknown keys are errors that name the key."""
+"""Training configs: a TOML or YAML file (top-level base, data, out, decoupled; a `lora` table of
+LoraSettings) plus `--set section.key=value` overrides. Unknown keys are errors that name the
+key."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class TrainConfig:
     base: str = "default"  # the embedded model's GGUF, a .gguf path or an HF directory
     data: str = "train.jsonl"
     out: str = "adapter"
+    decoupled: bool = False  # DualTune: a selector adapter and one argument adapter per tool
     lora: LoraSettings = field(default_factory=LoraSettings)
 
     def base_path(self) -> str:
@@ -33,10 +35,7 @@ class TrainConfig:
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:  # type: ignore[assignment]
     raw: dict[str, Any] = {}
     if path is not None:
-        try:
-            raw = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise EdgeAgentError(f"cannot read config {path}: {exc}") from None
+        raw = _read(Path(path))
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
@@ -53,6 +52,24 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
     _check_keys(raw, TrainConfig, "", skip={"lora"})
     _check_keys(lora_raw, LoraSettings, "lora.")
     return TrainConfig(**raw, lora=LoraSettings(**lora_raw))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            raw = yaml.safe_load(text) or {}
+        else:
+            raw = tomllib.loads(text)
+    except ImportError:
+        raise EdgeAgentError("YAML configs need PyYAML", hint="pip install pyyaml") from None
+    except Exception as exc:  # OSError, TOML or YAML syntax: the parser's message has the line
+        raise EdgeAgentError(f"cannot read config {path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise EdgeAgentError(f"config {path} is not a table of keys")
+    return raw
 
 
 def _check_keys(values: dict[str, Any], cls: type, prefix: str, skip: set[str] = set()) -> None:  # noqa: B006

@@ -5,8 +5,10 @@ calls in canonical form), exactly as the runtime renders a conversation. The mas
 model learns to write:
 
 - "assistant": every assistant message, calls and answers, with its end-of-turn marker;
-- "selector": the tool names of the calls only (DualTune's tool-selector adapter);
-- "arguments": the argument objects of the calls only (DualTune's argument adapters).
+- "selector": the decision to call (the call marker, or the first token of a plain answer: the
+  "no tool" choice) and the tool names (DualTune's tool-selector adapter);
+- "arguments": the argument objects of the calls only (DualTune's argument adapters); with
+  `only_tool`, the arguments of that tool's calls only (one adapter per tool).
 
 Spans are found by rendering the conversation up to each assistant message with and without it,
 so any prefix-stable chat template works; a template that is not prefix-stable is refused.
@@ -39,7 +41,10 @@ class Rendered:
 
 
 def render_example(
-    example: Example, renderer: ChatRenderer, mask: MaskKind = "assistant"
+    example: Example,
+    renderer: ChatRenderer,
+    mask: MaskKind = "assistant",
+    only_tool: str | None = None,
 ) -> Rendered:
     msgs = example.messages
     full = renderer.render(_tm(msgs, example), add_generation_prompt=False)
@@ -54,7 +59,9 @@ def render_example(
         if mask == "assistant":
             spans.append((len(before), len(upto)))
         elif msg.calls:
-            spans += _call_spans(full, len(before), msg, mask)
+            spans += _call_spans(full, len(before), msg, mask, only_tool)
+        elif mask == "selector":
+            spans.append((len(before), len(before) + 1))  # "no tool": the answer's first token
     return Rendered(full, spans)
 
 
@@ -62,10 +69,13 @@ def _tm(messages: Sequence[Message], example: Example) -> list[dict[str, str]]:
     return template_messages(list(messages), example.tools, example.instructions)
 
 
-def _call_spans(text: str, start: int, msg: Message, mask: MaskKind) -> list[tuple[int, int]]:
-    """Spans of the names (selector) or argument objects (arguments) in a canonical call list."""
+def _call_spans(
+    text: str, start: int, msg: Message, mask: MaskKind, only_tool: str | None
+) -> list[tuple[int, int]]:
+    """Spans of the call marker and names (selector) or of the argument objects (arguments) in
+    a canonical call list."""
     assert text.startswith(CALL_OPEN, start)
-    spans = []
+    spans = [(start, start + len(CALL_OPEN))] if mask == "selector" else []
     pos = start
     for call in msg.calls:
         name = json.dumps(call.name, ensure_ascii=False)
@@ -75,7 +85,7 @@ def _call_spans(text: str, start: int, msg: Message, mask: MaskKind) -> list[tup
             spans.append((at + len('{"name": '), at + len('{"name": ') + len(name)))
         args = json.dumps(call.arguments, ensure_ascii=False)
         args_at = at + len(head)
-        if mask == "arguments":
+        if mask == "arguments" and only_tool in (None, call.name):
             spans.append((args_at, args_at + len(args)))
         pos = args_at + len(args)
     return spans

@@ -1,25 +1,35 @@
-"""LoRA fine-tuning of a small instruct model on tool-call data (the `train` extra).
+"""LoRA / QLoRA fine-tuning of a small instruct model on tool-call data (the `train` extra).
 
 The base model comes from a GGUF file (dequantized by transformers' `gguf_file` loading, so the
 adapter is trained against the very weights the device runs) or a Hugging Face directory. Each
-example is rendered through the one wire format and its loss mask (edgeagent.train.render);
-training runs in transformers' Trainer with a peft LoRA adapter; the adapter is written to a
-temporary folder and renamed into place, so an interrupted run never leaves a half adapter.
+example is rendered through the one wire format with its loss mask (edgeagent.train.render) and
+packed into rows with no padding (edgeagent.train.batches); transformers' Trainer and peft do the
+rest, so `accelerate launch` spreads a run over several GPUs with no code of ours.
 
-Still to come (issue 4): QLoRA on CUDA, packing, early stopping, resume, config files, the
-loss-curve plot and the DualTune selector/argument pairs.
+A run works in a hidden sibling folder of its output (`.NAME.partial`): checkpoints, TensorBoard
+logs and finished adapters. A checkpoint counts only once its commit marker is written after all
+its files, so a run killed at any moment resumes from its last whole checkpoint; the output
+appears by one rename when everything is done, never half written.
+
+Decoupled mode (DualTune) trains several adapters on the same base: a selector (loss on the
+decision to call and the tool names) and one argument adapter per tool (loss on that tool's
+arguments), written as `selector/` and `arguments/<tool>/` with a `decoupled.json` index.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
+import random
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from edgeagent.errors import EdgeAgentError
+from edgeagent.train.batches import collate_packed, pack_rows, padded_collator
 from edgeagent.train.data import Example
 from edgeagent.train.render import (
     IGNORE,
@@ -28,9 +38,12 @@ from edgeagent.train.render import (
     render_example,
     tokenize_with_mask,
 )
+from edgeagent.train.trainlog import data_fingerprint, file_fingerprint, run_card, write_log
 from edgeagent.wireformat import ChatRenderer
 
 log = logging.getLogger(__name__)
+
+COMMIT = "edgeagent-commit"  # written last into a checkpoint folder: the checkpoint is whole
 
 
 @dataclass
@@ -42,51 +55,23 @@ class LoraSettings:
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
     )
     mask: MaskKind = "assistant"
+    quantization: Literal["none", "nf4"] = "none"  # nf4 = QLoRA (bitsandbytes, CUDA only)
     lr: float = 2e-4
+    lr_scheduler: str = "cosine"  # any transformers scheduler name
+    warmup_ratio: float = 0.03
     epochs: float = 1.0
     max_steps: int = -1  # > 0 overrides epochs
-    batch_size: int = 4
+    batch_size: int = 4  # examples per step without packing
+    packing: bool = True
+    pack_tokens: int = 4096  # tokens per step with packing
     grad_accum: int = 1
     max_length: int = 1024
     eval_fraction: float = 0.1
+    eval_every: int = 0  # steps between evaluations and checkpoints; 0 = ten times a run
+    early_stopping: int = 0  # stop after this many evaluations without a better eval loss
+    resume: bool = True  # continue from the last whole checkpoint of the same run
     seed: int = 0
     gradient_checkpointing: bool = False
-
-
-def write_log(history: list[dict[str, Any]], folder: Path) -> None:
-    """train_log.csv (step, loss, eval_loss, learning rate) and loss.png beside the adapter."""
-    import csv
-
-    rows = [h for h in history if "loss" in h or "eval_loss" in h]
-    with (folder / "train_log.csv").open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["step", "loss", "eval_loss", "learning_rate"])
-        for h in rows:
-            writer.writerow([h.get("step"), h.get("loss", ""), h.get("eval_loss", ""),
-                             h.get("learning_rate", "")])  # fmt: skip
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log.warning("matplotlib is missing: no loss.png")
-        return
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
-    train = [(h["step"], h["loss"]) for h in rows if "loss" in h]
-    evals = [(h["step"], h["eval_loss"]) for h in rows if "eval_loss" in h]
-    if train:
-        ax.plot(*zip(*train, strict=True), label="train loss")
-    if evals:
-        ax.plot(*zip(*evals, strict=True), "o-", label="eval loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (masked tokens)")
-    ax.set_title("LoRA training")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(folder / "loss.png")
-    plt.close(fig)
 
 
 @dataclass
@@ -95,25 +80,99 @@ class TrainResult:
     steps: int
     train_loss: list[float]
     eval_loss: float | None
+    tokens_per_s: float
+    resumed_from: int | None = None
+    adapters: dict[str, dict[str, Any]] = field(default_factory=dict)  # decoupled: per adapter
 
 
-def load_base(base: str | Path) -> tuple[Any, Any]:
-    """(model, tokenizer) from a GGUF file or a Hugging Face directory."""
+@dataclass
+class _Job:
+    name: str  # folder inside the output; "" = the output itself
+    mask: MaskKind
+    examples: list[Example]
+    only_tool: str | None = None
+
+
+def load_base(base: str | Path, quantization: str = "none") -> tuple[Any, Any]:
+    """(model, tokenizer) from a GGUF file or a Hugging Face directory; errors name the file."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(base)
-    if path.suffix == ".gguf":
-        kw = {"gguf_file": path.name}
-        folder = str(path.parent)
-        return (
-            AutoModelForCausalLM.from_pretrained(folder, **kw),
-            AutoTokenizer.from_pretrained(folder, **kw),
+    if not path.exists():
+        raise EdgeAgentError(
+            f"base model {path} does not exist",
+            hint="base = 'default' is the embedded model; or give a .gguf file or an HF folder",
         )
-    return AutoModelForCausalLM.from_pretrained(str(path)), AutoTokenizer.from_pretrained(str(path))
+    if quantization == "nf4":
+        return _load_nf4(path)
+    try:
+        if path.suffix == ".gguf":
+            from edgeagent.models import inspect_gguf
+
+            inspect_gguf(path)  # a corrupt file is refused here, with the reason
+            kw = {"gguf_file": path.name}
+            folder = str(path.parent)
+            return (
+                AutoModelForCausalLM.from_pretrained(folder, **kw),
+                AutoTokenizer.from_pretrained(folder, **kw),
+            )
+        return AutoModelForCausalLM.from_pretrained(str(path)), AutoTokenizer.from_pretrained(
+            str(path)
+        )
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        if isinstance(exc, EdgeAgentError):
+            raise
+        raise EdgeAgentError(f"cannot load base model {path}: {exc}") from None
+
+
+def _load_nf4(path: Path) -> tuple[Any, Any]:
+    """QLoRA: the base in bitsandbytes NF4 with bf16 compute, on the first GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise EdgeAgentError(
+            "QLoRA (NF4) needs a CUDA GPU and none is visible",
+            hint='use LoRA on the CPU: --set lora.quantization="none"',
+        )
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    folder = _hf_copy(path) if path.suffix == ".gguf" else path
+    nf4 = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=torch.bfloat16,
+        bnb_4bit_use_double_quant=True,
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        str(folder), quantization_config=nf4, dtype=torch.bfloat16, device_map={"": 0}
+    )
+    return prepare_model_for_kbit_training(model), AutoTokenizer.from_pretrained(str(folder))
+
+
+def _hf_copy(gguf: Path) -> Path:
+    """bitsandbytes quantizes while loading HF weights: dequantize a GGUF once into the cache."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from edgeagent.paths import home
+
+    digest = (file_fingerprint(gguf) or "")[:16]
+    folder = home() / "cache" / "hf" / f"{gguf.stem}-{digest}"
+    if not folder.exists():
+        tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+        kw = {"gguf_file": gguf.name}
+        AutoModelForCausalLM.from_pretrained(str(gguf.parent), **kw).save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(str(gguf.parent), **kw).save_pretrained(tmp)
+        os.replace(tmp, folder)
+    return folder
 
 
 def encode(
-    examples: list[Example], tokenizer: Any, mask: MaskKind, max_length: int
+    examples: list[Example],
+    tokenizer: Any,
+    mask: MaskKind,
+    max_length: int,
+    only_tool: str | None = None,
 ) -> list[dict[str, list[int]]]:
     """Examples as input ids and masked labels; those with nothing to learn after truncation
     are dropped."""
@@ -121,11 +180,36 @@ def encode(
     tokenize = hf_offset_tokenizer(tokenizer)
     rows = []
     for ex in examples:
-        ids, labels = tokenize_with_mask(render_example(ex, renderer, mask), tokenize)
+        rendered = render_example(ex, renderer, mask, only_tool)
+        ids, labels = tokenize_with_mask(rendered, tokenize)
         ids, labels = ids[:max_length], labels[:max_length]
         if any(label != IGNORE for label in labels):
             rows.append({"input_ids": ids, "labels": labels})
     return rows
+
+
+def check_targets(model: Any, targets: list[str]) -> None:
+    """Every LoRA target must name some linear layer; else say which ones exist."""
+    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m).__name__ in
+             ("Linear", "Linear4bit", "Conv1D")}  # fmt: skip
+    missing = [t for t in targets if t not in names]
+    if missing:
+        raise EdgeAgentError(
+            f"LoRA target module {missing[0]!r} matches no layer of this model",
+            hint=f"its linear layers: {', '.join(sorted(names))}",
+        )
+
+
+def plan_jobs(examples: list[Example], mask: MaskKind, decoupled: bool) -> list[_Job]:
+    if not decoupled:
+        return [_Job("", mask, examples)]
+    jobs = [_Job("selector", "selector", examples)]
+    tools = sorted({c.name for ex in examples for m in ex.messages for c in m.calls})
+    for name in tools:
+        subset = [ex for ex in examples if any(c.name == name for m in ex.messages
+                                                for c in m.calls)]  # fmt: skip
+        jobs.append(_Job(f"arguments/{name}", "arguments", subset, only_tool=name))
+    return jobs
 
 
 def train_lora(
@@ -134,80 +218,237 @@ def train_lora(
     out: str | Path,
     settings: LoraSettings | None = None,
     model_and_tokenizer: tuple[Any, Any] | None = None,
+    decoupled: bool = False,
 ) -> TrainResult:
-    """Train a LoRA adapter and write it (PEFT format) to `out`, atomically."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import Trainer, TrainingArguments, set_seed
+    """Train one LoRA adapter (or, decoupled, a selector and per-tool argument adapters) and
+    write it to `out` in PEFT format, with a run card."""
+    from transformers import set_seed
 
     s = settings or LoraSettings()
-    set_seed(s.seed)
-    model, tokenizer = model_and_tokenizer or load_base(base)
-    rows = encode(examples, tokenizer, s.mask, s.max_length)
-    if not rows:
-        raise ValueError("no example has anything to learn under this mask")
-    n_eval = int(len(rows) * s.eval_fraction) if len(rows) >= 10 else 0
-    train_rows, eval_rows = rows[n_eval:], rows[:n_eval]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-
-    def collate(batch: list[dict[str, list[int]]]) -> dict[str, Any]:
-        width = max(len(r["input_ids"]) for r in batch)
-        ids = [r["input_ids"] + [pad] * (width - len(r["input_ids"])) for r in batch]
-        labels = [r["labels"] + [IGNORE] * (width - len(r["labels"])) for r in batch]
-        att = [[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"])) for r in batch]
-        return {
-            "input_ids": torch.tensor(ids),
-            "labels": torch.tensor(labels),
-            "attention_mask": torch.tensor(att),
-        }
-
-    lora = LoraConfig(
-        r=s.rank,
-        lora_alpha=s.alpha,
-        lora_dropout=s.dropout,
-        target_modules=s.target_modules,
-        task_type="CAUSAL_LM",
-    )
-    model = get_peft_model(model, lora)
     target = Path(out)
-    work = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    work = target.with_name(f".{target.name}.partial")
+    fingerprint = {
+        "base": str(base),
+        "data": data_fingerprint(examples),
+        "settings": asdict(s),
+        "decoupled": decoupled,
+    }
+    _prepare_work(work, fingerprint, s.resume)
+    set_seed(s.seed)
+    model, tokenizer = model_and_tokenizer or load_base(base, s.quantization)
+    check_targets(model, s.target_modules)
+    result_dir = work / "result"
+    results: dict[str, TrainResult] = {}
+    for job in plan_jobs(examples, s.mask, decoupled):
+        done = result_dir / job.name if job.name else result_dir
+        if (done / "adapter_config.json").exists():
+            log.info("adapter %s was finished by an earlier run", job.name or target.name)
+            results[job.name] = TrainResult(**json.loads((done / "result.json").read_text()))
+            continue
+        rows = encode(job.examples, tokenizer, job.mask, s.max_length, job.only_tool)
+        if not rows:
+            raise EdgeAgentError(f"no example has anything to learn under mask {job.mask!r}")
+        model, results[job.name] = _train_job(model, tokenizer, rows, s, work, job, done)
+    summary = _summary(results, target)
+    card = run_card(
+        base=str(base),
+        base_sha256=file_fingerprint(base),
+        data_sha256=fingerprint["data"],
+        examples=len(examples),
+        settings=asdict(s),
+        decoupled=decoupled,
+        metrics={k or "adapter": asdict(r) | {"adapter": None} for k, r in results.items()},
+    )
+    (result_dir / "run_card.json").write_text(json.dumps(card, indent=2))
+    if decoupled:
+        index = {"selector": "selector",
+                 "arguments": {j.only_tool: j.name for j in plan_jobs(examples, s.mask, True)
+                               if j.only_tool}}  # fmt: skip
+        (result_dir / "decoupled.json").write_text(json.dumps(index, indent=2))
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(result_dir, target)  # the output appears whole or not at all
+    shutil.rmtree(work, ignore_errors=True)
+    return summary
+
+
+def _summary(results: dict[str, TrainResult], target: Path) -> TrainResult:
+    if list(results) == [""]:
+        return TrainResult(**(asdict(results[""]) | {"adapter": str(target)}))
+    first = next(iter(results.values()))
+    return TrainResult(
+        adapter=str(target),
+        steps=sum(r.steps for r in results.values()),
+        train_loss=first.train_loss,
+        eval_loss=first.eval_loss,
+        tokens_per_s=first.tokens_per_s,
+        adapters={name: asdict(r) for name, r in results.items()},
+    )
+
+
+def _prepare_work(work: Path, fingerprint: dict[str, Any], resume: bool) -> None:
+    """Keep an earlier run's folder only to resume the very same run."""
+    marker = work / "run.json"
+    if work.exists():
+        same = marker.exists() and json.loads(marker.read_text()) == fingerprint
+        if resume and same:
+            return
+        if resume and marker.exists():
+            raise EdgeAgentError(
+                f"{work} holds checkpoints of a different run (other data or settings)",
+                hint="train again with --fresh to discard them, or restore the original "
+                "config to resume",
+            )
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_text(json.dumps(fingerprint, indent=2))
+    os.replace(tmp, marker)
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    """The newest whole checkpoint; folders without a commit marker were cut off: removed."""
+    whole = []
+    for ckpt in folder.glob("checkpoint-*") if folder.exists() else []:
+        if (ckpt / COMMIT).exists():
+            whole.append(ckpt)
+        else:
+            shutil.rmtree(ckpt, ignore_errors=True)
+    return max(whole, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
+
+
+def _train_job(
+    model: Any,
+    tokenizer: Any,
+    rows: list[dict[str, list[int]]],
+    s: LoraSettings,
+    work: Path,
+    job: _Job,
+    done: Path,
+) -> tuple[Any, TrainResult]:
+    import time
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
+
+    class CommitCheckpoints(TrainerCallback):  # type: ignore[misc]
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.is_world_process_zero:
+                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                _fsync_tree(folder)
+                (folder / COMMIT).write_text(str(state.global_step))
+                _fsync_tree(folder)
+
+    shuffled = rows[:]
+    random.Random(s.seed).shuffle(shuffled)
+    n_eval = int(len(rows) * s.eval_fraction) if len(rows) >= 10 else 0
+    train_rows, eval_rows = shuffled[n_eval:], shuffled[:n_eval]
+    if s.packing:
+        train_rows = pack_rows(train_rows, s.pack_tokens)
+        eval_rows = pack_rows(eval_rows, s.pack_tokens)
+        collate, per_step = collate_packed, 1
+    else:
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        collate, per_step = padded_collator(pad), s.batch_size
+    steps_per_epoch = max(1, len(train_rows) // (per_step * s.grad_accum))
+    total = s.max_steps if s.max_steps > 0 else int(steps_per_epoch * s.epochs)
+    every = s.eval_every or max(1, total // 10)
+    peft_model = get_peft_model(
+        model,
+        LoraConfig(
+            r=s.rank,
+            lora_alpha=s.alpha,
+            lora_dropout=s.dropout,
+            target_modules=s.target_modules,
+            task_type="CAUSAL_LM",
+        ),  # fmt: skip
+    )
+    label = job.name.replace("/", "-") or "adapter"
+    checkpoints = work / "checkpoints" / label
+    resume_from = _last_checkpoint(checkpoints) if s.resume else None
+    tensorboard = importlib.util.find_spec("tensorboard") is not None
+    cuda = torch.cuda.is_available()
     args = TrainingArguments(
-        output_dir=str(work / "checkpoints"),
-        per_device_train_batch_size=s.batch_size,
-        per_device_eval_batch_size=s.batch_size,
+        output_dir=str(checkpoints),
+        per_device_train_batch_size=per_step,
+        per_device_eval_batch_size=per_step,
         gradient_accumulation_steps=s.grad_accum,
         learning_rate=s.lr,
+        lr_scheduler_type=s.lr_scheduler,
+        warmup_ratio=s.warmup_ratio,
         num_train_epochs=s.epochs,
         max_steps=s.max_steps,
         logging_steps=1,
-        eval_strategy="epoch" if eval_rows else "no",
-        save_strategy="no",
-        report_to=[],
+        eval_strategy="steps" if eval_rows else "no",
+        eval_steps=every,
+        save_strategy="steps",
+        save_steps=every,
+        save_total_limit=2,
+        load_best_model_at_end=bool(eval_rows) and s.early_stopping > 0,
+        metric_for_best_model="eval_loss",
+        report_to=["tensorboard"] if tensorboard else [],
+        logging_dir=str(work / "tensorboard" / label),
         seed=s.seed,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
         gradient_checkpointing=s.gradient_checkpointing,
-        use_cpu=not torch.cuda.is_available(),
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        use_cpu=not cuda,
         remove_unused_columns=False,
         disable_tqdm=False,
+        # packed rows hold no padding; padded batches count their attention mask
+        include_num_input_tokens_seen="all" if s.packing else "non_padding",
     )
+    callbacks: list[Any] = [CommitCheckpoints()]
+    if eval_rows and s.early_stopping > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=s.early_stopping))
     trainer = Trainer(
-        model=model,
+        model=peft_model,
         args=args,
         train_dataset=train_rows,
         eval_dataset=eval_rows or None,
         data_collator=collate,
+        callbacks=callbacks,
     )
-    trainer.train()
-    history = trainer.state.log_history
-    losses = [h["loss"] for h in history if "loss" in h]
-    eval_loss = next((h["eval_loss"] for h in reversed(history) if "eval_loss" in h), None)
-    adapter_dir = work / "adapter"
-    model.save_pretrained(str(adapter_dir))
-    write_log(history, adapter_dir)
-    (adapter_dir / "edgeagent.json").write_text(
-        json.dumps({"base": str(base), "settings": asdict(s), "examples": len(rows)}, indent=2)
+    steps_before = tokens_before = 0
+    if resume_from is not None:
+        before = json.loads((resume_from / "trainer_state.json").read_text())
+        steps_before, tokens_before = before["global_step"], before["num_input_tokens_seen"]
+        log.warning("resuming %s from step %d", label, steps_before)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    elapsed = time.perf_counter() - started
+    state = trainer.state
+    history = state.log_history
+    result = TrainResult(
+        adapter=str(done),
+        steps=state.global_step,
+        train_loss=[h["loss"] for h in history if "loss" in h],
+        eval_loss=state.best_metric
+        if s.early_stopping and state.best_metric is not None
+        else next((h["eval_loss"] for h in reversed(history) if "eval_loss" in h), None),
+        tokens_per_s=round((state.num_input_tokens_seen - tokens_before) / elapsed, 1),
+        resumed_from=steps_before or None,
     )
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(adapter_dir, target)  # the adapter appears whole or not at all
-    shutil.rmtree(work, ignore_errors=True)
-    return TrainResult(str(target), trainer.state.global_step, losses, eval_loss)
+    if trainer.is_world_process_zero():
+        tmp = work / f"{label}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        peft_model.save_pretrained(str(tmp))
+        title = f"LoRA {job.name or 'adapter'} (mask: {job.mask})"
+        write_log(history, tmp, title)
+        if (work / "tensorboard" / label).exists():
+            shutil.move(str(work / "tensorboard" / label), tmp / "tensorboard")
+        (tmp / "result.json").write_text(json.dumps(asdict(result), indent=2))
+        done.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, done)
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    return peft_model.unload(), result  # the base without LoRA layers, for the next job
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in [*folder.rglob("*"), folder]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -41,6 +41,7 @@ class LlamaCppBackend:
         n_threads: int | None = None,
         n_batch: int = 512,
         seed: int = 0,
+        adapters: dict[str, str | Path] | None = None,
     ) -> None:
         info = inspect_gguf(model_path)  # refuses a bad file before llama.cpp sees it
         import llama_cpp
@@ -73,6 +74,51 @@ class LlamaCppBackend:
         memory = llama_cpp.llama_get_memory(self._llm._ctx.ctx)
         self._can_shift = bool(memory) and bool(llama_cpp.llama_memory_can_shift(memory))
         self.shifts = 0  # context shifts done (evictions absorbed without re-evaluation)
+        self._adapters: dict[str, Any] = {}
+        self._scales: dict[str, float] = {}
+        for name, path in (adapters or {}).items():
+            self.load_adapter(name, path)
+        if self._adapters:
+            self.set_adapters({name: 1.0 for name in self._adapters})
+
+    def load_adapter(self, name: str, path: str | Path) -> None:
+        """Load a GGUF LoRA adapter (inactive until set_adapters gives it a scale)."""
+        import llama_cpp
+
+        check_adapter(path, self.info.architecture)
+        ptr = llama_cpp.llama_adapter_lora_init(self._llm._model.model, str(path).encode())
+        if not ptr:
+            raise ModelFileError(f"llama.cpp could not load the adapter {path} on this model")
+        self._adapters[name] = ptr
+
+    @property
+    def adapters(self) -> dict[str, float]:
+        """The active adapters and their scales."""
+        return dict(self._scales)
+
+    def set_adapters(self, scales: dict[str, float]) -> None:
+        """Apply these adapters at these scales (others off). The KV cache was computed with the
+        previous set, so a change starts the next prompt from scratch."""
+        import ctypes
+
+        import llama_cpp
+
+        scales = {k: v for k, v in scales.items() if v}
+        unknown = set(scales) - set(self._adapters)
+        if unknown:
+            raise KeyError(
+                f"no adapter named {sorted(unknown)[0]!r}; loaded: {sorted(self._adapters)}"
+            )
+        if scales == self._scales:
+            return
+        n = len(scales)
+        ptrs = (llama_cpp.llama_adapter_lora_p_ctypes * n)(*(self._adapters[k] for k in scales))
+        values = (ctypes.c_float * n)(*scales.values())
+        if llama_cpp.llama_set_adapters_lora(self._llm._ctx.ctx, ptrs, n, values) != 0:
+            raise RuntimeError("llama.cpp refused the adapter set")
+        self._scales = scales
+        self._llm.n_tokens = 0  # nothing cached is valid under other weights
+        self._llm._ctx.kv_cache_clear()
 
     def tokenize(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -202,6 +248,25 @@ class LlamaCppBackend:
         finally:
             if first_at:
                 stats.decode_s = time.perf_counter() - first_at
+
+
+def check_adapter(path: str | Path, architecture: str) -> None:
+    """A GGUF LoRA adapter for this architecture, refused before llama.cpp reads it otherwise."""
+    from edgeagent.models import read_gguf_header
+
+    try:
+        header = read_gguf_header(Path(path))
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: not a readable GGUF adapter ({exc})") from None
+    kind = header.fields.get("general.type"), header.fields.get("adapter.type")
+    if kind != ("adapter", "lora"):
+        raise ModelFileError(
+            f"{path}: not a GGUF LoRA adapter (general.type, adapter.type = {kind})",
+            hint="export a PEFT adapter with: edgeagent export lora ADAPTER_DIR",
+        )
+    arch = header.fields.get("general.architecture")
+    if arch != architecture:
+        raise ModelFileError(f"{path}: an adapter for {arch}, but the model is {architecture}")
 
 
 def _run_length(a: list[int], i: int, b: list[int], j: int) -> int:

@@ -1,0 +1,146 @@
+"""PEFT LoRA adapter -> GGUF LoRA adapter that llama.cpp applies on a (quantized) GGUF base.
+
+The file holds `general.type = adapter`, `adapter.type = lora`, `adapter.lora.alpha` and, for
+each adapted weight, `<gguf name>.lora_a` (r x in) and `<gguf name>.lora_b` (out x r). Names come
+from gguf-py's tensor name map for the base's architecture; the writer is gguf-py's GGUFWriter.
+
+llama.cpp's converter stores a llama model's q and k projections with their rows permuted for
+its rotary layout (transformers undoes that when it loads a GGUF). An adapter trained on the
+unpermuted weights gets the same row permutation on B, so that B @ A lands on the rows llama.cpp
+multiplies. The base's own header decides everything else: an adapter whose layers, sizes or
+architecture do not match it is refused with the mismatch named, before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeagent.errors import EdgeAgentError
+from edgeagent.models import inspect_gguf, read_gguf_header
+
+_PEFT_KEY = re.compile(
+    r"^base_model\.model\.(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$"
+)
+# architectures whose q/k rows llama.cpp permutes at conversion (convert_hf_to_gguf's LlamaModel)
+_PERMUTED_QK = {"llama"}
+
+
+class AdapterMismatchError(EdgeAgentError):
+    """The adapter was not trained on this base (architecture, sizes or layer count differ)."""
+
+
+@dataclass
+class LoraExport:
+    path: str
+    tensors: int  # adapted weights
+    rank: int
+    alpha: float
+    bytes: int
+
+
+def export_lora_gguf(
+    adapter_dir: str | Path, base_gguf: str | Path, out: str | Path, dtype: str = "f32"
+) -> LoraExport:
+    """Write the GGUF adapter to `out` (atomically: a temporary name, renamed when complete)."""
+    import gguf
+    from safetensors.numpy import load_file
+
+    adapter_dir, out = Path(adapter_dir), Path(out)
+    config = _read_config(adapter_dir)
+    info = inspect_gguf(base_gguf)
+    header = read_gguf_header(Path(base_gguf))
+    arch = info.architecture
+    base_tensors = {t.name: t.shape for t in header.tensors}
+    n_layers = int(header.fields.get(f"{arch}.block_count", 0))
+    try:
+        arch_id = next(k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == arch)
+    except StopIteration:
+        raise AdapterMismatchError(f"gguf-py does not know the architecture {arch!r}") from None
+    names = gguf.get_tensor_name_map(arch_id, n_layers)
+    weights = load_file(str(adapter_dir / "adapter_model.safetensors"))
+    pairs: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in weights.items():
+        m = _PEFT_KEY.match(key)
+        if not m:
+            raise AdapterMismatchError(
+                f"{key}: not a LoRA weight this exporter knows",
+                hint="only LoRA adapters (not DoRA, IA3...) export",
+            )
+        pairs.setdefault(m["module"], {})[m["ab"]] = value
+    rank = int(config["r"])
+    alpha = float(config["lora_alpha"])
+    if config.get("use_rslora"):
+        alpha *= math.sqrt(rank)  # llama.cpp scales by alpha / r; rsLoRA by alpha / sqrt(r)
+    n_head = int(header.fields.get(f"{arch}.attention.head_count", 0))
+    n_kv = int(header.fields.get(f"{arch}.attention.head_count_kv", n_head))
+    tensors: list[tuple[str, np.ndarray]] = []
+    for module, ab in sorted(pairs.items()):
+        if set(ab) != {"A", "B"}:
+            raise AdapterMismatchError(f"{module}: has lora_{next(iter(ab))} but not its pair")
+        name = names.get_name(module + ".weight", try_suffixes=(".weight",))
+        if name is None or name not in base_tensors:
+            layer = re.search(r"layers\.(\d+)\.", module)
+            if layer and int(layer[1]) >= n_layers:
+                raise AdapterMismatchError(
+                    f"the adapter adapts layer {layer[1]} but the base has {n_layers} layers"
+                )
+            raise AdapterMismatchError(f"{module}: no matching tensor in the {arch} base")
+        a, b = ab["A"].astype(np.float32), ab["B"].astype(np.float32)
+        n_in, n_out = base_tensors[name][0], base_tensors[name][1]
+        if a.shape[1] != n_in or b.shape[0] != n_out:
+            raise AdapterMismatchError(
+                f"{module}: the adapter maps {a.shape[1]} -> {b.shape[0]} but the base's {name} "
+                f"is {n_in} -> {n_out} (hidden size differs: another model?)"
+            )
+        if arch in _PERMUTED_QK and name.endswith(("attn_q.weight", "attn_k.weight")):
+            b = _permute_rows(b, n_head if name.endswith("attn_q.weight") else n_kv)
+        cast = np.float16 if dtype == "f16" else np.float32
+        tensors += [(name + ".lora_a", a.astype(cast)), (name + ".lora_b", b.astype(cast))]
+    if not tensors:
+        raise AdapterMismatchError(f"{adapter_dir} holds no LoRA weights")
+
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        writer = gguf.GGUFWriter(str(tmp), arch)
+        writer.add_type(gguf.GGUFType.ADAPTER)
+        writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+        writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
+        writer.add_string(gguf.Keys.General.NAME, adapter_dir.name)
+        for name, array in tensors:
+            writer.add_tensor(name, array)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        os.replace(tmp, out)  # a cut-off export never leaves a file that looks complete
+    finally:
+        tmp.unlink(missing_ok=True)
+    return LoraExport(str(out), len(tensors) // 2, rank, alpha, out.stat().st_size)
+
+
+def _permute_rows(b: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp's q/k row order: per head, the two rotary halves interleaved."""
+    out, r = b.shape
+    return b.reshape(n_head, 2, out // n_head // 2, r).swapaxes(1, 2).reshape(out, r)
+
+
+def _read_config(adapter_dir: Path) -> dict[str, Any]:
+    path = adapter_dir / "adapter_config.json"
+    try:
+        config: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EdgeAgentError(f"{path}: not a readable PEFT adapter config ({exc})") from None
+    if config.get("peft_type", "LORA") != "LORA":
+        raise EdgeAgentError(f"{adapter_dir}: a {config['peft_type']} adapter, not LoRA")
+    if not (adapter_dir / "adapter_model.safetensors").exists():
+        raise EdgeAgentError(f"{adapter_dir}: adapter_model.safetensors is missing")
+    return config

@@ -1,0 +1,99 @@
+"""PEFT LoRA -> GGUF LoRA: llama.cpp applies the exported adapter as peft does (real model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+transformers = pytest.importorskip("transformers")
+
+from edgeagent.converters.lora_gguf import AdapterMismatchError, export_lora_gguf  # noqa: E402
+
+from edgeagent.errors import ModelFileError  # noqa: E402
+from edgeagent.models import default_model_path  # noqa: E402
+
+PROMPT = (
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+    "Set a timer for 12 minutes for the pasta, please.<|im_end|>\n<|im_start|>assistant\n"
+)
+
+
+@pytest.fixture(scope="module")
+def random_adapter(tmp_path_factory):
+    """A LoRA on q, k, v, o with B large enough that its effect stands well above the noise of
+    Q4 arithmetic (llama.cpp) vs float arithmetic (transformers)."""
+    from peft import LoraConfig, get_peft_model
+
+    from edgeagent.train.trainer import load_base
+
+    model, tok = load_base(default_model_path())
+    ids = tok(PROMPT, add_special_tokens=False)["input_ids"]
+    torch.manual_seed(0)
+    config = LoraConfig(r=8, lora_alpha=16, init_lora_weights=False,
+                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])  # fmt: skip
+    peft = get_peft_model(model, config)
+    for name, p in peft.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.05)
+    folder = tmp_path_factory.mktemp("lora") / "adapter"
+    peft.save_pretrained(folder)
+    with torch.no_grad():
+        tuned = peft(torch.tensor([ids])).logits[0].numpy()
+        with peft.disable_adapter():
+            base = peft(torch.tensor([ids])).logits[0].numpy()
+    return folder, ids, base, tuned
+
+
+def _llama_logits(ids, lora=None):
+    import llama_cpp
+
+    llm = llama_cpp.Llama(str(default_model_path()), n_ctx=512, logits_all=True, lora_path=lora,
+                          verbose=False)  # fmt: skip
+    llm.eval(ids)
+    return np.array(llm.scores[: len(ids)])
+
+
+def test_llama_cpp_applies_the_exported_adapter_as_peft_does(random_adapter, tmp_path):
+    folder, ids, hf_base, hf_tuned = random_adapter
+    result = export_lora_gguf(folder, default_model_path(), tmp_path / "a.gguf")
+    assert result.tensors == 4 * 30 and result.rank == 8 and result.alpha == 16
+    cpp_base, cpp_tuned = _llama_logits(ids), _llama_logits(ids, str(tmp_path / "a.gguf"))
+    # q and k rows are permuted for llama.cpp's rotary layout: without that this falls to ~0
+    corr = np.corrcoef((cpp_tuned - cpp_base).ravel(), (hf_tuned - hf_base).ravel())[0, 1]
+    agree_base = (cpp_base.argmax(-1) == hf_base.argmax(-1)).mean()
+    agree_tuned = (cpp_tuned.argmax(-1) == hf_tuned.argmax(-1)).mean()
+    changed = (hf_tuned.argmax(-1) != hf_base.argmax(-1)).mean()
+    print(f"delta corr {corr:.3f}, top-1 agreement base {agree_base:.2f} tuned {agree_tuned:.2f}, "
+          f"changed by the adapter {changed:.2f}")  # fmt: skip
+    assert corr > 0.85 and changed > 0.1
+    assert agree_tuned >= agree_base - 0.15
+
+
+def test_backend_switches_adapters_by_scale(random_adapter, tmp_path):
+    from edgeagent.backends.llamacpp import LlamaCppBackend
+
+    folder, *_ = random_adapter
+    export_lora_gguf(folder, default_model_path(), tmp_path / "a.gguf")
+    backend = LlamaCppBackend(default_model_path(), n_ctx=512, adapters={"a": tmp_path / "a.gguf"})
+    assert backend.adapters == {"a": 1.0}
+    backend.set_adapters({"a": 0.0})
+    assert backend.adapters == {}
+    with pytest.raises(KeyError, match="no adapter named 'b'"):
+        backend.set_adapters({"b": 1.0})
+    with pytest.raises(ModelFileError, match="not a GGUF LoRA adapter"):
+        backend.load_adapter("model", default_model_path())  # a model, not an adapter
+
+
+def test_an_adapter_for_another_model_is_refused_with_the_mismatch(tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    config = transformers.LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128,
+                                      num_hidden_layers=2, num_attention_heads=4)  # fmt: skip
+    tiny = get_peft_model(transformers.LlamaForCausalLM(config),
+                          LoraConfig(r=4, target_modules=["q_proj"]))  # fmt: skip
+    tiny.save_pretrained(tmp_path / "tiny")
+    with pytest.raises(AdapterMismatchError, match="hidden size differs"):
+        export_lora_gguf(tmp_path / "tiny", default_model_path(), tmp_path / "x.gguf")
+    assert list(tmp_path.glob("*.gguf")) == [] and list(tmp_path.glob(".*tmp*")) == []

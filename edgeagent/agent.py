@@ -156,6 +156,7 @@ class Agent:
         tools: Iterable[Any] = (),
         *,
         model: str | Path | None = None,
+        adapter: str | Path | None = None,
         backend: Backend | None = None,
         n_ctx: int = 2048,
         n_threads: int | None = None,
@@ -182,6 +183,7 @@ class Agent:
         self.tools: list[Tool] = collect_tools(tools)
         self._tool_map = {t.name: t for t in self.tools}
         self.model = model
+        self.adapter = adapter  # a GGUF LoRA adapter applied on the model (edgeagent export lora)
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.instructions = instructions
@@ -217,7 +219,10 @@ class Agent:
             from edgeagent.models import resolve_model
 
             path = resolve_model(self.model)
-            self._backend = LlamaCppBackend(path, n_ctx=self.n_ctx, n_threads=self.n_threads)
+            adapters = {"adapter": self.adapter} if self.adapter else None
+            self._backend = LlamaCppBackend(
+                path, n_ctx=self.n_ctx, n_threads=self.n_threads, adapters=adapters
+            )
         return self._backend
 
     @property

@@ -28,9 +28,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from edgeagent.cli import data, memory, models, run, tools, train
+    from edgeagent.cli import data, export, memory, models, run, tools, train
 
-    for module in (run, models, tools, memory, data, train):
+    for module in (run, models, tools, memory, data, train, export):
         main.add_command(module.command)
 
 

@@ -13,6 +13,11 @@ from edgeagent.cli.common import echo_json, json_option
 @click.command("run")
 @click.argument("prompt")
 @click.option("--model", type=click.Path(path_type=Path), help="GGUF file (default: embedded).")
+@click.option(
+    "--adapter",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="GGUF LoRA adapter to apply (edgeagent export lora).",
+)
 @click.option("--tools", "tools_source", metavar="MODULE", help="Module or .py file of tools.")
 @click.option("--n-ctx", default=2048, show_default=True, help="Context length in tokens.")
 @click.option("--threads", type=int, help="CPU threads (default: all this process may use).")
@@ -34,6 +39,7 @@ from edgeagent.cli.common import echo_json, json_option
 def command(
     prompt: str,
     model: Path | None,
+    adapter: Path | None,
     tools_source: str | None,
     n_ctx: int,
     threads: int | None,
@@ -50,6 +56,7 @@ def command(
     agent = Agent(
         load_tools(tools_source),
         model=model,
+        adapter=adapter,
         n_ctx=n_ctx,
         n_threads=threads,
         max_steps=max_steps,

@@ -64,7 +64,7 @@ def test_lora_training_lowers_the_loss_and_writes_a_peft_adapter(tiny, tmp_path)
     out = tmp_path / "adapter"
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     settings = LoraSettings(
-        rank=16, alpha=32, lr=3e-2, max_steps=16, pack_tokens=1024, eval_fraction=0,
+        rank=16, alpha=32, lr=3e-2, max_steps=16, batch_size=1, eval_fraction=0,
         target_modules=targets, warmup_ratio=0,
     )  # fmt: skip
     result = train_lora(examples(8), "tiny", out, settings, model_and_tokenizer=tiny)
@@ -83,26 +83,27 @@ def test_lora_training_lowers_the_loss_and_writes_a_peft_adapter(tiny, tmp_path)
 
 
 def test_packed_rows_give_each_example_its_own_attention(tiny):
-    """A packed row computes exactly what the examples compute alone: no cross-attention."""
-    from edgeagent.train.batches import collate_packed, pack_rows
+    """Packed rows, padded into a batch, compute exactly what the examples compute alone: no
+    attention across examples or into the padding."""
+    from edgeagent.train.batches import pack_rows, packed_collator, real_tokens
 
     model, tok = tiny
     model.eval()
-    rows = encode(examples(3), tok, "assistant", 4096)
-    packed = pack_rows(rows, 8192)
-    assert len(packed) == 1 and len(packed[0]["input_ids"]) == sum(
-        len(r["input_ids"]) for r in rows
-    )
-    batch = collate_packed(packed)
+    rows = encode(examples(5), tok, "assistant", 4096)
+    lengths = sorted(len(r["input_ids"]) for r in rows)
+    packed = pack_rows(rows, lengths[-1] + lengths[0])  # the longest shares its row; rows differ
+    assert 2 <= len(packed) < len(rows)
+    batch = packed_collator(tok.pad_token_id or 0)(packed)
+    assert real_tokens(batch) == sum(lengths)
     batch.pop("labels")
     with torch.no_grad():
-        together = model(**batch).logits[0]
-        at = 0
-        for i in sorted(range(3), key=lambda i: -len(rows[i]["input_ids"])):  # packing order
-            n = len(rows[i]["input_ids"])
-            alone = model(input_ids=torch.tensor([rows[i]["input_ids"]])).logits[0]
-            assert torch.allclose(together[at : at + n], alone, atol=1e-4)
-            at += n
+        together = model(**batch).logits
+        for b, row in enumerate(packed):
+            starts = [k for k, p in enumerate(row["position_ids"]) if p == 0]
+            ends = starts[1:] + [len(row["input_ids"])]
+            for a, z in zip(starts, ends, strict=True):
+                alone = model(input_ids=torch.tensor([row["input_ids"][a:z]])).logits[0]
+                assert torch.allclose(together[b, a:z], alone, atol=1e-4)
 
 
 @settings(max_examples=100, deadline=None)
@@ -123,7 +124,7 @@ def test_pack_rows_keeps_every_token_within_budget(lengths, budget):
 
 def test_early_stopping_stops_when_eval_loss_stops_improving(tiny, tmp_path):
     # lr = 0: the eval loss never improves, so patience 2 stops after the third evaluation
-    settings = LoraSettings(lr=0.0, max_steps=20, eval_every=1, early_stopping=2, pack_tokens=300,
+    settings = LoraSettings(lr=0.0, max_steps=20, eval_every=1, early_stopping=2, batch_size=1,
                             eval_fraction=0.3, warmup_ratio=0)  # fmt: skip
     result = train_lora(examples(12), "tiny", tmp_path / "a", settings, model_and_tokenizer=tiny)
     assert result.steps == 3 and result.eval_loss is not None
@@ -252,7 +253,7 @@ def test_a_killed_run_leaves_no_adapter_and_resumes_from_its_last_checkpoint(
     base, data = tiny_on_disk
     out = tmp_path / "adapter"
     cmd = _cli_train(base, data, out, "--set", "lora.max_steps=60", "--set", "lora.eval_every=3",
-                     "--set", "lora.pack_tokens=600", "--set", "lora.eval_fraction=0")  # fmt: skip
+                     "--set", "lora.batch_size=1", "--set", "lora.eval_fraction=0")  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     committed = tmp_path / ".adapter.partial" / "checkpoints" / "adapter"
     deadline = time.monotonic() + 300
@@ -300,7 +301,7 @@ def test_decoupled_training_and_two_phase_inference(tiny, tmp_path):
     from edgeagent.train.dualtune import load_decoupled, two_phase_call
 
     data = examples(16)
-    settings = LoraSettings(rank=8, lr=2e-2, max_steps=4, pack_tokens=4096, eval_fraction=0)
+    settings = LoraSettings(rank=8, lr=2e-2, max_steps=4, eval_fraction=0)
     result = train_lora(data, "tiny", tmp_path / "dual", settings, model_and_tokenizer=tiny,
                         decoupled=True)  # fmt: skip
     index = json.loads((tmp_path / "dual" / "decoupled.json").read_text())

@@ -39,9 +39,17 @@ def validate(path: Path, max_problems: int, as_json: bool) -> None:
 @click.option("--tools", "source", metavar="MODULE|FILE.json", help="Tools (default: demo tools).")
 @click.option("--n", "count", default=1000, show_default=True, help="Examples to write.")
 @click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--max-offered",
+    type=int,
+    help="Offer each example the tools it needs plus random others, at most this many "
+    "(default: every tool).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @json_option
-def synth(source: str | None, count: int, seed: int, out: Path, as_json: bool) -> None:
+def synth(
+    source: str | None, count: int, seed: int, max_offered: int | None, out: Path, as_json: bool
+) -> None:
     """Generate examples from tools: requests, argument values, parallel calls, negatives."""
     from collections import Counter
 
@@ -50,7 +58,7 @@ def synth(source: str | None, count: int, seed: int, out: Path, as_json: bool) -
     from edgeagent.train.synth import load_tool_list, synthesize
 
     tools = load_tool_list(source) if source and source.endswith(".json") else load_tools(source)
-    examples = synthesize(tools, count, seed)
+    examples = synthesize(tools, count, seed, max_offered)
     written = write_jsonl(examples, out)
     kinds: Counter[str] = Counter()
     for ex in examples:

@@ -1,11 +1,16 @@
 """Batches for training: packed (no compute spent on padding) or padded (the plain baseline).
 
-Packing puts whole examples side by side in one row of at most `budget` tokens (first-fit
+Packing puts whole examples side by side in rows of at most `budget` tokens (first-fit
 decreasing) and restarts the position ids at each example. transformers reads the restarts as
 sequence boundaries and gives each example a block-diagonal causal mask, so an example never
-attends to its neighbour: the loss is the same as if each example had its own row, and the only
-tokens computed are real ones. The first label of every example is ignored so that no token is
-learned from the end of the previous example.
+attends to its neighbour: the loss is the same as if each example had its own row. The first
+label of every example is ignored so that no token is learned from the end of the previous one.
+
+Rows are bounded (the model's max_length) rather than one long row per step: with a dense
+attention kernel (SDPA on a CPU) the cost and memory of attention grow with the square of the
+row, masked pairs included. Several packed rows make a step; first-fit decreasing leaves them
+nearly full, and the little tail padding of a batch is marked with position -1 (each pad token a
+sequence of its own, never learned, never counted as a real token).
 """
 
 from __future__ import annotations
@@ -47,17 +52,32 @@ def pack_rows(rows: list[Row], budget: int) -> list[Row]:
     return packed
 
 
-def collate_packed(batch: list[Row]) -> dict[str, Any]:
-    """One packed row per step. transformers finds the boundaries in the position ids only when
-    there is no attention mask and no KV cache, hence use_cache=False (a cache would silently
-    let examples attend to each other)."""
-    import torch
+def packed_collator(pad_id: int) -> Any:
+    """Packed rows stacked into a batch, with no attention mask: transformers finds the
+    boundaries in the position ids only when there is no attention mask and no KV cache, hence
+    use_cache=False (a cache would silently let examples attend to each other)."""
 
-    assert len(batch) == 1, "packed training uses one packed row per device step"
-    row = batch[0]
-    tensors: dict[str, Any] = {k: torch.tensor([row[k]]) for k in ("input_ids", "labels",
-                                                                  "position_ids")}  # fmt: skip
-    return tensors | {"use_cache": False}
+    def collate(batch: list[Row]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(r["input_ids"]) for r in batch)
+        fill = [width - len(r["input_ids"]) for r in batch]
+        pairs = list(zip(batch, fill, strict=True))
+        return {
+            "input_ids": torch.tensor([r["input_ids"] + [pad_id] * n for r, n in pairs]),
+            "labels": torch.tensor([r["labels"] + [IGNORE] * n for r, n in pairs]),
+            "position_ids": torch.tensor([r["position_ids"] + [-1] * n for r, n in pairs]),
+            "use_cache": False,
+        }
+
+    return collate
+
+
+def real_tokens(batch: dict[str, Any]) -> int:
+    """Tokens of a collated batch that are not padding."""
+    if "attention_mask" in batch:
+        return int(batch["attention_mask"].sum())
+    return int((batch["position_ids"] >= 0).sum())
 
 
 def padded_collator(pad_id: int) -> Any:

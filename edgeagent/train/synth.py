@@ -58,11 +58,28 @@ WORDS = {
 
 
 class Synthesizer:
-    def __init__(self, tools: Sequence[Tool], seed: int = 0) -> None:
+    """`max_offered`: each example offers the tools it needs plus random others, at most this
+    many, in random order (the model learns to pick from lists it has not seen, and examples
+    are shorter); None offers every tool, in the given order, every time."""
+
+    def __init__(
+        self, tools: Sequence[Tool], seed: int = 0, max_offered: int | None = None
+    ) -> None:
         if not tools:
             raise ValueError("the synthesizer needs at least one tool")
         self.tools = list(tools)
         self.rng = random.Random(seed)
+        self.max_offered = max_offered
+
+    def offer(self, needed: Sequence[Tool], exclude: str = "") -> list[Tool]:
+        if self.max_offered is None:
+            return [t for t in self.tools if t.name != exclude]
+        names = {t.name for t in needed}
+        others = [t for t in self.tools if t.name not in names and t.name != exclude]
+        k = self.rng.randint(0, max(0, min(len(others), self.max_offered - len(names))))
+        offered = list(needed) + self.rng.sample(others, k)
+        self.rng.shuffle(offered)
+        return offered or [self.rng.choice(self.tools)]
 
     def examples(self, n: int) -> list[Example]:
         kinds = ["single"] * 60 + ["parallel"] * 15 + ["off_topic"] * 15 + ["missing"] * 10
@@ -71,12 +88,12 @@ class Synthesizer:
     def example(self, kind: str) -> Example:
         rng = self.rng
         if kind == "off_topic" or (kind == "missing" and len(self.tools) < 2):
-            return Example(self.tools, [Message("user", rng.choice(OFF_TOPIC)),
-                                        Message("assistant", NO_TOOL_ANSWER)])  # fmt: skip
+            return Example(self.offer([]), [Message("user", rng.choice(OFF_TOPIC)),
+                                            Message("assistant", NO_TOOL_ANSWER)])  # fmt: skip
         if kind == "missing":
             wanted = rng.choice(self.tools)
             call = self.call(wanted)
-            offered = [t for t in self.tools if t.name != wanted.name]
+            offered = self.offer([], exclude=wanted.name)
             return Example(offered, [Message("user", self.request(wanted, call)),
                                      Message("assistant", NO_TOOL_ANSWER)])  # fmt: skip
         if kind == "parallel":
@@ -88,11 +105,12 @@ class Synthesizer:
             if not second_ask.startswith(("I ", "I'")):
                 second_ask = second_ask[:1].lower() + second_ask[1:]
             text = rng.choice(BOTH).format(a=self.request(first, a), b=second_ask)
-            return Example(self.tools, [Message("user", text), Message("assistant", calls=[a, b])])
+            offered = self.offer([first, second] if first is not second else [first])
+            return Example(offered, [Message("user", text), Message("assistant", calls=[a, b])])
         tool = rng.choice(self.tools)
         call = self.call(tool)
-        return Example(self.tools, [Message("user", self.request(tool, call)),
-                                    Message("assistant", calls=[call])])  # fmt: skip
+        return Example(self.offer([tool]), [Message("user", self.request(tool, call)),
+                                            Message("assistant", calls=[call])])  # fmt: skip
 
     def request(self, tool: Tool, call: ToolCall) -> str:
         summary = re.split(r"\.(?:\s|$)", tool.description or tool.name.replace("_", " "))[0]
@@ -181,6 +199,8 @@ def load_tool_list(path: str | Path) -> list[Tool]:
     return tools
 
 
-def synthesize(tools: Sequence[Tool], n: int, seed: int = 0) -> list[dict[str, Any]]:
+def synthesize(
+    tools: Sequence[Tool], n: int, seed: int = 0, max_offered: int | None = None
+) -> list[dict[str, Any]]:
     """n canonical examples (dicts), deterministic for a seed."""
-    return [example_to_dict(ex) for ex in Synthesizer(tools, seed).examples(n)]
+    return [example_to_dict(ex) for ex in Synthesizer(tools, seed, max_offered).examples(n)]

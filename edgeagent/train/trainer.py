@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edgeagent.errors import EdgeAgentError
-from edgeagent.train.batches import collate_packed, pack_rows, padded_collator
+from edgeagent.train.batches import pack_rows, packed_collator, padded_collator, real_tokens
 from edgeagent.train.data import Example
 from edgeagent.train.render import (
     IGNORE,
@@ -61,9 +61,8 @@ class LoraSettings:
     warmup_ratio: float = 0.03
     epochs: float = 1.0
     max_steps: int = -1  # > 0 overrides epochs
-    batch_size: int = 4  # examples per step without packing
-    packing: bool = True
-    pack_tokens: int = 4096  # tokens per step with packing
+    batch_size: int = 4  # rows a step: examples, or with packing rows of max_length tokens
+    packing: bool = True  # whole examples side by side in rows, no padding computed
     grad_accum: int = 1
     max_length: int = 1024
     eval_fraction: float = 0.1
@@ -332,6 +331,15 @@ def _train_job(
     from peft import LoraConfig, get_peft_model
     from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
+    class _CountingTrainer(Trainer):  # type: ignore[misc]
+        """Counts the real (non-pad) tokens it trains on, for tokens/s."""
+
+        real_tokens = 0
+
+        def training_step(self, model: Any, inputs: dict[str, Any], *args: Any) -> Any:
+            self.real_tokens += real_tokens(inputs)
+            return super().training_step(model, inputs, *args)
+
     class CommitCheckpoints(TrainerCallback):  # type: ignore[misc]
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if state.is_world_process_zero:
@@ -344,14 +352,14 @@ def _train_job(
     random.Random(s.seed).shuffle(shuffled)
     n_eval = int(len(rows) * s.eval_fraction) if len(rows) >= 10 else 0
     train_rows, eval_rows = shuffled[n_eval:], shuffled[:n_eval]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     if s.packing:
-        train_rows = pack_rows(train_rows, s.pack_tokens)
-        eval_rows = pack_rows(eval_rows, s.pack_tokens)
-        collate, per_step = collate_packed, 1
+        train_rows = pack_rows(train_rows, s.max_length)
+        eval_rows = pack_rows(eval_rows, s.max_length)
+        collate = packed_collator(pad)
     else:
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        collate, per_step = padded_collator(pad), s.batch_size
-    steps_per_epoch = max(1, len(train_rows) // (per_step * s.grad_accum))
+        collate = padded_collator(pad)
+    steps_per_epoch = max(1, len(train_rows) // (s.batch_size * s.grad_accum))
     total = s.max_steps if s.max_steps > 0 else int(steps_per_epoch * s.epochs)
     every = s.eval_every or max(1, total // 10)
     peft_model = get_peft_model(
@@ -371,8 +379,8 @@ def _train_job(
     cuda = torch.cuda.is_available()
     args = TrainingArguments(
         output_dir=str(checkpoints),
-        per_device_train_batch_size=per_step,
-        per_device_eval_batch_size=per_step,
+        per_device_train_batch_size=s.batch_size,
+        per_device_eval_batch_size=s.batch_size,
         gradient_accumulation_steps=s.grad_accum,
         learning_rate=s.lr,
         lr_scheduler_type=s.lr_scheduler,
@@ -396,13 +404,11 @@ def _train_job(
         use_cpu=not cuda,
         remove_unused_columns=False,
         disable_tqdm=False,
-        # packed rows hold no padding; padded batches count their attention mask
-        include_num_input_tokens_seen="all" if s.packing else "non_padding",
     )
     callbacks: list[Any] = [CommitCheckpoints()]
     if eval_rows and s.early_stopping > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=s.early_stopping))
-    trainer = Trainer(
+    trainer = _CountingTrainer(
         model=peft_model,
         args=args,
         train_dataset=train_rows,
@@ -410,10 +416,9 @@ def _train_job(
         data_collator=collate,
         callbacks=callbacks,
     )
-    steps_before = tokens_before = 0
+    steps_before = 0
     if resume_from is not None:
-        before = json.loads((resume_from / "trainer_state.json").read_text())
-        steps_before, tokens_before = before["global_step"], before["num_input_tokens_seen"]
+        steps_before = json.loads((resume_from / "trainer_state.json").read_text())["global_step"]
         log.warning("resuming %s from step %d", label, steps_before)
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -427,7 +432,7 @@ def _train_job(
         eval_loss=state.best_metric
         if s.early_stopping and state.best_metric is not None
         else next((h["eval_loss"] for h in reversed(history) if "eval_loss" in h), None),
-        tokens_per_s=round((state.num_input_tokens_seen - tokens_before) / elapsed, 1),
+        tokens_per_s=round(trainer.real_tokens / elapsed, 1),
         resumed_from=steps_before or None,
     )
     if trainer.is_world_process_zero():

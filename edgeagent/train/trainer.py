@@ -264,11 +264,20 @@ def train_lora(
                  "arguments": {j.only_tool: j.name for j in plan_jobs(examples, s.mask, True)
                                if j.only_tool}}  # fmt: skip
         (result_dir / "decoupled.json").write_text(json.dumps(index, indent=2))
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(result_dir, target)  # the output appears whole or not at all
+    _swap_in(result_dir, target)
     shutil.rmtree(work, ignore_errors=True)
     return summary
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Put a finished folder at `target` by renames: the output is the old one or the new one,
+    whole (killed between the two renames, the old one waits in `.NAME.old`)."""
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _summary(results: dict[str, TrainResult], target: Path) -> TrainResult:

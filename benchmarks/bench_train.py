@@ -4,7 +4,7 @@ Same base model (the embedded SmolLM2-135M-Instruct, dequantized from its GGUF),
 (synthesized calls to the demo tools, rendered and masked the same way), same LoRA config and
 learning rate, same number of optimizer steps. The baseline is what a user writes by hand:
 Trainer with a padding collator, `batch_size` examples a step. edgeagent packs whole examples
-into rows of `pack_tokens` (by default the same real tokens a step) with no padding.
+into rows of `max_length` tokens, as many rows a step as hold the same real tokens on average.
 Reported: real (non-pad) tokens per second, tokens computed per second (pad included), and
 the loss on the same held-out rows after the run.
 
@@ -110,7 +110,8 @@ def ours(model, tokenizer, examples, held_out, args) -> dict:
         target_modules=TARGETS,
         lr=args.lr,
         max_steps=args.steps,
-        pack_tokens=args.pack_tokens,
+        batch_size=args.packed_rows,
+        max_length=args.max_length,
         eval_fraction=0,
     )
     with tempfile.TemporaryDirectory() as out:
@@ -132,8 +133,8 @@ def ours(model, tokenizer, examples, held_out, args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--pack-tokens", type=int, default=0, help="0: batch size x mean length")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--examples", type=int, default=400)
     parser.add_argument("--lr", type=float, default=5e-4)
     args = parser.parse_args()
@@ -141,9 +142,11 @@ def main() -> None:
     model, tokenizer = load_base(default_model_path())
     if torch.cuda.is_available():
         model = model.to("cuda", dtype=torch.bfloat16)
-    examples = [parse_example(d) for d in synthesize(DEMO_TOOLS, args.examples, seed=3)]
+    examples = [
+        parse_example(d) for d in synthesize(DEMO_TOOLS, args.examples, seed=3, max_offered=4)
+    ]
     held_out = encode(
-        [parse_example(d) for d in synthesize(DEMO_TOOLS, 40, seed=99)],
+        [parse_example(d) for d in synthesize(DEMO_TOOLS, 40, seed=99, max_offered=4)],
         tokenizer,
         "assistant",
         1024,
@@ -151,7 +154,9 @@ def main() -> None:
     rows = encode(examples, tokenizer, "assistant", 1024)
     lengths = [len(r["input_ids"]) for r in rows]
     # the same real tokens a step on both sides: only the padding differs
-    args.pack_tokens = args.pack_tokens or round(args.batch_size * sum(lengths) / len(lengths))
+    args.packed_rows = max(
+        1, round(args.batch_size * sum(lengths) / len(lengths) / args.max_length)
+    )
     base_loss = eval_loss(model, held_out)
     baseline = plain(model, tokenizer, rows, held_out, args)
     edge = ours(model, tokenizer, examples, held_out, args)
@@ -162,7 +167,8 @@ def main() -> None:
                 "model": "SmolLM2-135M-Instruct (from its GGUF)",
                 "steps": args.steps,
                 "batch_size": args.batch_size,
-                "pack_tokens": args.pack_tokens,
+                "packed_rows_per_step": args.packed_rows,
+                "max_length": args.max_length,
                 "examples": len(rows),
                 "mean_example_tokens": sum(lengths) / len(lengths),
                 "held_out_loss_before": base_loss,

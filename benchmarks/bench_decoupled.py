@@ -85,8 +85,10 @@ def main() -> None:
     decoupled = args.decoupled
     if decoupled is None:
         start = time.perf_counter()
-        decoupled = train_lora(train, default_model_path(), keep / "decoupled", settings, (base, tokenizer),
-                               decoupled=True).adapter  # fmt: skip
+        out = keep / "decoupled"
+        decoupled = train_lora(
+            train, default_model_path(), out, settings, (base, tokenizer), decoupled=True
+        ).adapter
         minutes["decoupled"] = round((time.perf_counter() - start) / 60, 1)
     report["training"] = {"examples": len(train), "minutes": minutes, "lr": args.lr}
     model = single_as_both(base, single)

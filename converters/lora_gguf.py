@@ -144,3 +144,35 @@ def _read_config(adapter_dir: Path) -> dict[str, Any]:
     if not (adapter_dir / "adapter_model.safetensors").exists():
         raise EdgeAgentError(f"{adapter_dir}: adapter_model.safetensors is missing")
     return config
+
+
+def export_decoupled(
+    adapter_dir: str | Path, base_gguf: str | Path, out: str | Path, dtype: str = "f32"
+) -> list[LoraExport]:
+    """`train --decoupled` output -> a folder of GGUF adapters with its decoupled.json, which
+    `Agent(decoupled=...)` loads. Built under a temporary name, renamed when complete."""
+    import shutil
+
+    adapter_dir, out = Path(adapter_dir), Path(out)
+    try:
+        index = json.loads((adapter_dir / "decoupled.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EdgeAgentError(f"{adapter_dir}: no readable decoupled.json ({exc})") from None
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        done = [export_lora_gguf(adapter_dir / index["selector"], base_gguf,
+                                 tmp / "selector.gguf", dtype)]  # fmt: skip
+        files = {}
+        for tool, sub in sorted(index["arguments"].items()):
+            files[tool] = f"arguments/{tool}.gguf"
+            done.append(export_lora_gguf(adapter_dir / sub, base_gguf, tmp / files[tool], dtype))
+        manifest = {"selector": "selector.gguf", "arguments": files}
+        (tmp / "decoupled.json").write_text(json.dumps(manifest, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [LoraExport(str(out / Path(r.path).relative_to(tmp)), r.tensors, r.rank, r.alpha,
+                       r.bytes) for r in done]  # fmt: skip

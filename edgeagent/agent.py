@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from edgeagent.backends import Backend, GenerationStats, SamplingParams
 from edgeagent.context import ContextWindow, WindowSettings
+from edgeagent.decoupled import DecoupledAdapters, two_phase
 from edgeagent.errors import ContextOverflowError
 from edgeagent.grammar import DEFAULT_MAX_STRING_CHARS
 from edgeagent.memory import Embedder, MemoryIndex
@@ -157,6 +158,7 @@ class Agent:
         *,
         model: str | Path | None = None,
         adapter: str | Path | None = None,
+        decoupled: str | Path | None = None,
         backend: Backend | None = None,
         n_ctx: int = 2048,
         n_threads: int | None = None,
@@ -184,6 +186,12 @@ class Agent:
         self._tool_map = {t.name: t for t in self.tools}
         self.model = model
         self.adapter = adapter  # a GGUF LoRA adapter applied on the model (edgeagent export lora)
+        # DualTune: a selector adapter, then the chosen tool's argument adapter, per reply
+        self.decoupled = DecoupledAdapters.load(decoupled) if decoupled else None
+        if self.decoupled and adapter:
+            raise ValueError("give either adapter or decoupled adapters, not both")
+        if self.decoupled and backend is not None and not hasattr(backend, "set_adapters"):
+            raise ValueError("decoupled adapters need a backend that switches adapters (llama.cpp)")
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.instructions = instructions
@@ -219,7 +227,9 @@ class Agent:
             from edgeagent.models import resolve_model
 
             path = resolve_model(self.model)
-            adapters = {"adapter": self.adapter} if self.adapter else None
+            adapters: dict[str, str | Path] = {"adapter": self.adapter} if self.adapter else {}
+            if self.decoupled:
+                adapters = dict(self.decoupled.backend_adapters())
             self._backend = LlamaCppBackend(
                 path, n_ctx=self.n_ctx, n_threads=self.n_threads, adapters=adapters
             )
@@ -404,6 +414,22 @@ class Session:
                 f"{backend.n_ctx}, and {MIN_REPLY_TOKENS} must stay free for the reply",
                 hint="shorten the prompt, offer fewer tools, or raise n_ctx",
             )
+        if agent.decoupled and allow_calls and agent.constrained:
+            yield from two_phase(
+                backend,
+                agent.decoupled,
+                agent.render(visible, tools),
+                prompt,
+                tools,
+                allow_answer=allow_answer,
+                sampling=agent.sampling,
+                max_tokens=min(agent.max_tokens, room),
+                max_string_chars=agent.max_string_chars,
+                stats=stats,
+            )
+            return
+        if agent.decoupled:
+            backend.set_adapters({})  # type: ignore[attr-defined]  # answers: the base model
         grammar = agent.grammar(allow_answer, allow_calls, tools) if agent.constrained else None
         yield from backend.generate(
             prompt,

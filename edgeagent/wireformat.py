@@ -30,6 +30,8 @@ CALL_CLOSE = "</tool_call>"
 DEFAULT_MAX_CALLS = 4
 # An answer may not start with whitespace (str.isspace() chars) or control characters.
 _SPACES = r"\x00-\x20\x7F\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+# A plain-text answer: it cannot start with '<' (a call) or whitespace.
+_ANSWER_RULE = f"answer ::= [^<{_SPACES}] [^\\x00]*"
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -195,7 +197,7 @@ def build_grammar(
     lines = []
     if allow_answer:
         branches.append("answer")
-        lines.append(f"answer ::= [^<{_SPACES}] [^\\x00]*")
+        lines.append(_ANSWER_RULE)
     if allow_calls:
         branches.append("calls")
         more = " ".join(['(", " call'] * (max_calls - 1)) + ")?" * (max_calls - 1)
@@ -203,7 +205,7 @@ def build_grammar(
         names = [f"tool{i}" for i in range(len(tools))]
         lines.append("call ::= " + " | ".join(f"{n}-call" for n in names))
         for n, t in zip(names, tools, strict=True):
-            head = gbnf_literal('{"name": ' + json.dumps(t.name) + ', "arguments": ')
+            head = gbnf_literal(call_head(t.name))
             lines.append(f'{n}-call ::= {head} {n}-args "}}"')
         lines.append(
             schema_rules(
@@ -212,6 +214,33 @@ def build_grammar(
             )
         )
     return "\n".join([f"root ::= {' | '.join(branches)}", *lines])
+
+
+def call_head(name: str) -> str:
+    """The fixed text of a call before its arguments (the canonical form, as rendered)."""
+    return '{"name": ' + json.dumps(name) + ', "arguments": '
+
+
+def build_selector_grammar(tools: Sequence[Tool], *, allow_answer: bool = True) -> str:
+    """Phase 1 of a decoupled (DualTune) reply: an answer, or the call marker and one offered
+    tool's name; generation ends after the name's closing quote."""
+    names = " | ".join(gbnf_literal(json.dumps(t.name)) for t in tools)
+    head = gbnf_literal(CALL_OPEN + '[{"name": ')
+    rules = [f"select ::= {head} ({names})"]
+    branches = ["select"]
+    if allow_answer:
+        branches.insert(0, "answer")
+        rules.append(_ANSWER_RULE)
+    return "\n".join([f"root ::= {' | '.join(branches)}", *rules])
+
+
+def build_arguments_grammar(tool: Tool, max_string_chars: int = DEFAULT_MAX_STRING_CHARS) -> str:
+    """Phase 2 of a decoupled reply: the chosen tool's arguments, valid against its schema,
+    and the end of a one-call list (after `, "arguments": ` has been written)."""
+    close = gbnf_literal("}]" + CALL_CLOSE)
+    return "\n".join(
+        [f"root ::= args {close}", schema_rules({"args": tool.parameters}, max_string_chars)]
+    )
 
 
 # --------------------------------------------------------------------------- parsing

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -97,3 +99,63 @@ def test_an_adapter_for_another_model_is_refused_with_the_mismatch(tmp_path):
     with pytest.raises(AdapterMismatchError, match="hidden size differs"):
         export_lora_gguf(tmp_path / "tiny", default_model_path(), tmp_path / "x.gguf")
     assert list(tmp_path.glob("*.gguf")) == [] and list(tmp_path.glob(".*tmp*")) == []
+
+
+def test_decoupled_agent_switches_selector_then_argument_adapter(random_adapter, tmp_path):
+    import json
+
+    from edgeagent.converters.lora_gguf import export_decoupled
+
+    from edgeagent import Agent
+    from edgeagent.agent import TextDelta
+    from edgeagent.backends.llamacpp import LlamaCppBackend
+    from edgeagent.demo_tools import DEMO_TOOLS
+
+    folder, *_ = random_adapter
+    trained = tmp_path / "dual"  # what train --decoupled writes, with random weights
+    trained.mkdir()
+    (trained / "decoupled.json").write_text(json.dumps(
+        {"selector": str(folder), "arguments": {"set_timer": str(folder)}}))  # fmt: skip
+    exports = export_decoupled(trained, default_model_path(), tmp_path / "dual-gguf")
+    assert sorted(Path(e.path).name for e in exports) == ["selector.gguf", "set_timer.gguf"]
+
+    switches = []
+    original = LlamaCppBackend.set_adapters
+
+    def spy(self, scales):
+        switches.append(dict(scales))
+        return original(self, scales)
+
+    LlamaCppBackend.set_adapters = spy
+    try:
+        tools = [t for t in DEMO_TOOLS if t.name in ("set_timer", "convert_units")]
+        agent = Agent(tools, decoupled=tmp_path / "dual-gguf", tool_choice="required",
+                      max_steps=1)  # fmt: skip
+        events = list(agent.session().stream("Start a 12 minute timer for the pasta"))
+    finally:
+        LlamaCppBackend.set_adapters = original
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    result = events[-1].result
+    assert result.usage.generations == 1 and text.startswith("<tool_call>[{")
+    call = result.tool_calls[0] if result.tool_calls else None
+    name = json.loads(text[len("<tool_call>") :].removesuffix("</tool_call>"))[0]["name"]
+    assert name in ("set_timer", "convert_units")
+    phase2 = {"arguments:set_timer": 1.0} if name == "set_timer" else {}
+    assert switches[-2:] == [{"selector": 1.0}, phase2]
+    if call is not None:  # the grammar made it valid; the run executed it
+        assert call.ok, call.error
+
+
+def test_decoupled_folder_naming_files_outside_is_refused(tmp_path):
+    import json
+
+    from edgeagent.decoupled import DecoupledAdapters
+    from edgeagent.errors import EdgeAgentError
+
+    (tmp_path / "decoupled.json").write_text(
+        json.dumps({"selector": "../evil.gguf", "arguments": {}})
+    )
+    with pytest.raises(EdgeAgentError, match="not a .gguf inside"):
+        DecoupledAdapters.load(tmp_path)
+    with pytest.raises(EdgeAgentError, match="not a folder of decoupled"):
+        DecoupledAdapters.load(tmp_path / "nope")

@@ -78,7 +78,7 @@ class LlamaCppBackend:
         self._scales: dict[str, float] = {}
         for name, path in (adapters or {}).items():
             self.load_adapter(name, path)
-        if self._adapters:
+        if len(self._adapters) == 1:  # one adapter: on; several: the caller picks
             self.set_adapters({name: 1.0 for name in self._adapters})
 
     def load_adapter(self, name: str, path: str | Path) -> None:

@@ -18,6 +18,11 @@ from edgeagent.cli.common import echo_json, json_option
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="GGUF LoRA adapter to apply (edgeagent export lora).",
 )
+@click.option(
+    "--decoupled",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of DualTune GGUF adapters (selector + per-tool arguments).",
+)
 @click.option("--tools", "tools_source", metavar="MODULE", help="Module or .py file of tools.")
 @click.option("--n-ctx", default=2048, show_default=True, help="Context length in tokens.")
 @click.option("--threads", type=int, help="CPU threads (default: all this process may use).")
@@ -40,6 +45,7 @@ def command(
     prompt: str,
     model: Path | None,
     adapter: Path | None,
+    decoupled: Path | None,
     tools_source: str | None,
     n_ctx: int,
     threads: int | None,
@@ -57,6 +63,7 @@ def command(
         load_tools(tools_source),
         model=model,
         adapter=adapter,
+        decoupled=decoupled,
         n_ctx=n_ctx,
         n_threads=threads,
         max_steps=max_steps,

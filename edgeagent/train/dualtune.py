@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeagent.tools import Tool
-from edgeagent.wireformat import CALL_OPEN, ChatRenderer, Message, template_messages
+from edgeagent.wireformat import CALL_OPEN, ChatRenderer, Message, call_head, template_messages
 
 SELECTOR = "selector"
 
@@ -78,7 +78,7 @@ def two_phase_call(
     has_adapter = adapter in model.peft_config
     if has_adapter:
         model.set_adapter(adapter)
-    prefix = prompt + head + json.dumps(chosen.name) + ', "arguments": '
+    prefix = prompt + CALL_OPEN + "[" + call_head(chosen.name)
     with torch.no_grad(), model.disable_adapter() if not has_adapter else contextlib.nullcontext():
         out = model.generate(
             torch.tensor([_ids(tokenizer, prefix)]),

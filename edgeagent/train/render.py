@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from edgeagent.train.data import Example
-from edgeagent.wireformat import CALL_OPEN, ChatRenderer, Message, template_messages
+from edgeagent.wireformat import CALL_OPEN, ChatRenderer, Message, call_head, template_messages
 
 MaskKind = Literal["assistant", "selector", "arguments"]
 IGNORE = -100  # the label transformers' loss ignores
@@ -78,8 +78,8 @@ def _call_spans(
     spans = [(start, start + len(CALL_OPEN))] if mask == "selector" else []
     pos = start
     for call in msg.calls:
-        name = json.dumps(call.name, ensure_ascii=False)
-        head = '{"name": ' + name + ', "arguments": '
+        name = json.dumps(call.name)
+        head = call_head(call.name)
         at = text.index(head, pos)
         if mask == "selector":
             spans.append((at + len('{"name": '), at + len('{"name": ') + len(name)))

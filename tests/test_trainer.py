@@ -318,3 +318,18 @@ def test_decoupled_training_and_two_phase_inference(tiny, tmp_path):
     call = two_phase_call(dual, tok, ex.messages[:1], ex.tools, max_new_tokens=8)
     assert call.name in (None, "set_timer", "convert_units")
     assert call.valid or call.name is None or call.error
+
+
+def test_a_base_that_cannot_load_is_refused_before_training(tmp_path):
+    from edgeagent.errors import EdgeAgentError
+    from edgeagent.train.trainer import load_base
+
+    with pytest.raises(EdgeAgentError, match="does not exist"):
+        load_base(tmp_path / "missing.gguf")
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 10)  # a header cut short
+    with pytest.raises(EdgeAgentError, match="bad.gguf"):
+        load_base(bad)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(EdgeAgentError, match="cannot load base model"):
+        load_base(tmp_path / "folder")  # no config.json

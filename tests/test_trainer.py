@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -196,35 +197,7 @@ def test_config_overrides_and_unknown_keys(tmp_path):
         load_config(None, ["lora.rnak=4"])
 
 
-def test_train_cli_writes_adapter_log_and_plot(tiny, tmp_path):
-    import subprocess
-    import sys
-
-    from edgeagent.train.data import write_jsonl
-
-    model, tok = tiny
-    base = tmp_path / "tiny-base"
-    model.save_pretrained(base)
-    tok.save_pretrained(base)
-    tools = [t for t in DEMO_TOOLS if t.name in ("set_timer", "convert_units")]
-    write_jsonl(synthesize(tools, 12, seed=2), tmp_path / "train.jsonl")
-    out = tmp_path / "adapter"
-    proc = subprocess.run(
-        [sys.executable, "-m", "edgeagent", "train", "--base", str(base), "--data", str(tmp_path / "train.jsonl"),
-         "--out", str(out), "--set", "lora.max_steps=4", "--set", "lora.eval_fraction=0.2", "--json"],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    summary = json.loads(proc.stdout)
-    assert summary["steps"] == 4 and summary["examples"] == 12 and summary["eval_loss"] is not None
-    assert (out / "adapter_model.safetensors").exists() and (out / "loss.png").stat().st_size > 5000
-    log = (out / "train_log.csv").read_text().splitlines()
-    assert log[0] == "step,loss,eval_loss,learning_rate" and len(log) >= 5
-
-
 def _cli_train(base, data, out, *extra, launcher=()):
-    import sys
-
     cmd = [*launcher] or [sys.executable, "-m"]
     return [*cmd, "edgeagent", "train", "--base", str(base), "--data", str(data), "--out", str(out),
             "--json", *extra]  # fmt: skip

@@ -12,8 +12,10 @@ decision is right (call or not, and which tool), and whether the arguments match
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -67,6 +69,12 @@ def main() -> None:
     parser.add_argument("--decoupled", type=Path, help="decoupled adapters; do not train")
     parser.add_argument("--keep", type=Path, help="where to keep what is trained here")
     args = parser.parse_args()
+    with contextlib.redirect_stdout(sys.stderr):  # the trainer's log lines; stdout is the JSON
+        report = run(args)
+    print(json.dumps(report, indent=2))
+
+
+def run(args) -> dict:
     keep = args.keep or Path(tempfile.mkdtemp())
     train = [parse_example(d) for d in synthesize(DEMO_TOOLS, args.train, 1, max_offered=4)]
     held_out = [parse_example(d) for d in synthesize(DEMO_TOOLS, args.held_out, 99, max_offered=4)]
@@ -95,7 +103,7 @@ def main() -> None:
     report["single_adapter"] = score(model, tokenizer, held_out)
     base = model.unload()
     report["decoupled_adapters"] = score(load_decoupled(base, decoupled), tokenizer, held_out)
-    print(json.dumps(report, indent=2))
+    return report
 
 
 if __name__ == "__main__":

@@ -14,9 +14,11 @@ the loss on the same held-out rows after the run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 
@@ -138,6 +140,12 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=400)
     parser.add_argument("--lr", type=float, default=5e-4)
     args = parser.parse_args()
+    with contextlib.redirect_stdout(sys.stderr):  # the trainer's log lines; stdout is the JSON
+        report = run(args)
+    print(json.dumps(report, indent=2))
+
+
+def run(args) -> dict:
     torch.manual_seed(0)
     model, tokenizer = load_base(default_model_path())
     if torch.cuda.is_available():
@@ -160,26 +168,20 @@ def main() -> None:
     base_loss = eval_loss(model, held_out)
     baseline = plain(model, tokenizer, rows, held_out, args)
     edge = ours(model, tokenizer, examples, held_out, args)
-    print(
-        json.dumps(
-            {
-                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {DEVICE}",
-                "model": "SmolLM2-135M-Instruct (from its GGUF)",
-                "steps": args.steps,
-                "batch_size": args.batch_size,
-                "packed_rows_per_step": args.packed_rows,
-                "max_length": args.max_length,
-                "examples": len(rows),
-                "mean_example_tokens": sum(lengths) / len(lengths),
-                "held_out_loss_before": base_loss,
-                "plain_trainer_peft_padded": baseline,
-                "edgeagent_packed": edge,
-                "speedup_real_tokens_per_s": edge["real_tokens_per_s"]
-                / baseline["real_tokens_per_s"],
-            },
-            indent=2,
-        )
-    )
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {DEVICE}",
+        "model": "SmolLM2-135M-Instruct (from its GGUF)",
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "packed_rows_per_step": args.packed_rows,
+        "max_length": args.max_length,
+        "examples": len(rows),
+        "mean_example_tokens": sum(lengths) / len(lengths),
+        "held_out_loss_before": base_loss,
+        "plain_trainer_peft_padded": baseline,
+        "edgeagent_packed": edge,
+        "speedup_real_tokens_per_s": edge["real_tokens_per_s"] / baseline["real_tokens_per_s"],
+    }
 
 
 if __name__ == "__main__":

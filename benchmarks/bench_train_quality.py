@@ -19,8 +19,10 @@ The adapter folder is kept (--keep DIR) so that a run can be scored again withou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -128,6 +130,12 @@ def main() -> None:
     parser.add_argument("--adapter", type=Path, help="score this PEFT adapter; do not train")
     parser.add_argument("--keep", type=Path, help="where to keep the trained adapter")
     args = parser.parse_args()
+    with contextlib.redirect_stdout(sys.stderr):  # the trainer's log lines; stdout is the JSON
+        report = run(args)
+    print(json.dumps(report, indent=2))
+
+
+def run(args) -> dict:
     tools = DEMO_TOOLS
     held_out = [parse_example(d) for d in synthesize(tools, args.held_out, 99, max_offered=4)]
     report: dict = {"model": "SmolLM2-135M-Instruct Q4_1 (embedded)", "grammar": True}
@@ -160,7 +168,7 @@ def main() -> None:
     report["base"] = score(backend, held_out, bfcl)
     backend.set_adapters({"ft": 1.0})
     report["fine_tuned"] = score(backend, held_out, bfcl)
-    print(json.dumps(report, indent=2))
+    return report
 
 
 if __name__ == "__main__":

@@ -256,7 +256,7 @@ def train_lora(
         examples=len(examples),
         settings=asdict(s),
         decoupled=decoupled,
-        metrics={k or "adapter": asdict(r) | {"adapter": None} for k, r in results.items()},
+        metrics={k or "adapter": _metrics(r) for k, r in results.items()},
     )
     (result_dir / "run_card.json").write_text(json.dumps(card, indent=2))
     if decoupled:
@@ -466,3 +466,7 @@ def _fsync_tree(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _metrics(result: TrainResult) -> dict[str, Any]:
+    return {k: v for k, v in asdict(result).items() if k not in ("adapter", "adapters")}

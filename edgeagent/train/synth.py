@@ -38,6 +38,16 @@ OFF_TOPIC = [
     "Explain photosynthesis in one sentence.",
     "Translate 'good morning' into Japanese.",
     "Order me a pizza with extra cheese.",
+    "How are you today?",
+    "Recommend a good science fiction novel.",
+    "Why is the sky blue?",
+    "Give me three tips for sleeping better.",
+    "What's the capital of Australia?",
+    "Summarize the plot of Romeo and Juliet.",
+    "Is a tomato a fruit or a vegetable?",
+    "Write a short birthday message for my sister.",
+    "What does 'serendipity' mean?",
+    "Suggest a name for a golden retriever puppy.",
 ]
 NO_TOOL_ANSWER = "I can't do that with the tools I have."
 WORDS = {
@@ -76,13 +86,17 @@ class Synthesizer:
             return [t for t in self.tools if t.name != exclude]
         names = {t.name for t in needed}
         others = [t for t in self.tools if t.name not in names and t.name != exclude]
-        k = self.rng.randint(0, max(0, min(len(others), self.max_offered - len(names))))
+        # at least one tool: an example without tools teaches nothing about choosing
+        low = 0 if needed or not others else 1
+        k = self.rng.randint(low, max(low, min(len(others), self.max_offered - len(names))))
         offered = list(needed) + self.rng.sample(others, k)
         self.rng.shuffle(offered)
-        return offered or [self.rng.choice(self.tools)]
+        return offered
 
     def examples(self, n: int) -> list[Example]:
-        kinds = ["single"] * 60 + ["parallel"] * 15 + ["off_topic"] * 15 + ["missing"] * 10
+        # a quarter "missing": a request for a tool that is not offered, so that a fine-tune
+        # learns to call only what fits (without them it calls anything on BFCL's irrelevance)
+        kinds = ["single"] * 50 + ["parallel"] * 12 + ["off_topic"] * 13 + ["missing"] * 25
         return [self.example(self.rng.choice(kinds)) for _ in range(n)]
 
     def example(self, kind: str) -> Example:

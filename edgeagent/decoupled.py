@@ -22,7 +22,9 @@ from edgeagent.tools import Tool
 from edgeagent.wireformat import CALL_OPEN, build_arguments_grammar, build_selector_grammar
 
 SELECTOR = "selector"
-ARGUMENTS_SEP = ', "arguments": '
+# The prompt of phase 2 stops before the space: the model writes ` {` as one token, as it
+# learned to (BPE glues the space to the brace).
+ARGUMENTS_SEP = ', "arguments":'
 
 
 def arguments_adapter(tool: str) -> str:

@@ -235,11 +235,11 @@ def build_selector_grammar(tools: Sequence[Tool], *, allow_answer: bool = True) 
 
 
 def build_arguments_grammar(tool: Tool, max_string_chars: int = DEFAULT_MAX_STRING_CHARS) -> str:
-    """Phase 2 of a decoupled reply: the chosen tool's arguments, valid against its schema,
-    and the end of a one-call list (after `, "arguments": ` has been written)."""
+    """Phase 2 of a decoupled reply: a space, the chosen tool's arguments, valid against its
+    schema, and the end of a one-call list (after `, "arguments":` has been written)."""
     close = gbnf_literal("}]" + CALL_CLOSE)
     return "\n".join(
-        [f"root ::= args {close}", schema_rules({"args": tool.parameters}, max_string_chars)]
+        [f'root ::= " " args {close}', schema_rules({"args": tool.parameters}, max_string_chars)]
     )
 
 

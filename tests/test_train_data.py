@@ -251,3 +251,21 @@ def test_data_synth_cli(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["examples"] == 50
     assert read_jsonl(out)[1].valid == 50
+
+
+def test_argument_mask_learns_the_token_that_glues_a_space_to_the_brace(smollm2):
+    """`"arguments": {}` tokenizes as ... `:`, ` {}`: the token starts on the space, outside the
+    span, and must still be learned (a no-argument call had nothing to learn before)."""
+    renderer, tokenize = smollm2
+    ex = parse_example({
+        "tools": [{"type": "function", "function": {"name": "list_timers", "description": "List timers.",
+                                                    "parameters": {"type": "object", "properties": {}}}}],
+        "messages": [{"role": "user", "content": "Which timers are running?"},
+                     {"role": "assistant", "tool_calls": [{"function": {"name": "list_timers", "arguments": {}}}]}],
+    })  # fmt: skip
+    ids, labels = tokenize_with_mask(render_example(ex, renderer, "arguments"), tokenize)
+    learned = [t for t, label in zip(ids, labels, strict=True) if label != IGNORE]
+    from llama_cpp import Llama
+
+    vocab = Llama(str(default_model_path()), vocab_only=True, verbose=False)
+    assert "{}" in vocab.detokenize(learned, special=True).decode()

@@ -78,7 +78,8 @@ def two_phase_call(
     has_adapter = adapter in model.peft_config
     if has_adapter:
         model.set_adapter(adapter)
-    prefix = prompt + CALL_OPEN + "[" + call_head(chosen.name)
+    # stop before the space: the model writes ` {` as one token, as it learned to
+    prefix = prompt + CALL_OPEN + "[" + call_head(chosen.name).rstrip()
     with torch.no_grad(), model.disable_adapter() if not has_adapter else contextlib.nullcontext():
         out = model.generate(
             torch.tensor([_ids(tokenizer, prefix)]),

@@ -94,12 +94,13 @@ def _call_spans(
 def tokenize_with_mask(
     rendered: Rendered, tokenize: OffsetTokenizer
 ) -> tuple[list[int], list[int]]:
-    """(input ids, labels): labels are the ids inside the learned spans, IGNORE elsewhere. A
-    token counts as inside when it starts inside a span."""
+    """(input ids, labels): labels are the ids of the tokens that overlap a learned span, IGNORE
+    elsewhere. Overlap, not "starts inside": BPE glues a space to what follows (` {"`), and the
+    model must learn to write that token even though the space is outside the span."""
     ids, labels = [], []
-    for token, start, _end in tokenize(rendered.text):
+    for token, start, end in tokenize(rendered.text):
         ids.append(token)
-        inside = any(a <= start < b for a, b in rendered.spans)
+        inside = any(start < b and max(end, start + 1) > a for a, b in rendered.spans)
         labels.append(token if inside else IGNORE)
     return ids, labels
 

@@ -80,14 +80,15 @@ def two_phase_call(
         model.set_adapter(adapter)
     # stop before the space: the model writes ` {` as one token, as it learned to
     prefix = prompt + CALL_OPEN + "[" + call_head(chosen.name).rstrip()
+    prefix_ids = _ids(tokenizer, prefix)
     with torch.no_grad(), model.disable_adapter() if not has_adapter else contextlib.nullcontext():
         out = model.generate(
-            torch.tensor([_ids(tokenizer, prefix)]),
+            torch.tensor([prefix_ids]),
             max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=tokenizer.eos_token_id,
         )
-    text = tokenizer.decode(out[0, len(_ids(tokenizer, prefix)) :], skip_special_tokens=False)
+    text = tokenizer.decode(out[0, len(prefix_ids) :], skip_special_tokens=False)
     try:
         arguments, _ = json.JSONDecoder().raw_decode(text.lstrip())
     except json.JSONDecodeError as exc:

@@ -238,7 +238,8 @@ def train_lora(
     check_targets(model, s.target_modules)
     result_dir = work / "result"
     results: dict[str, TrainResult] = {}
-    for job in plan_jobs(examples, s.mask, decoupled):
+    jobs = plan_jobs(examples, s.mask, decoupled)
+    for job in jobs:
         done = result_dir / job.name if job.name else result_dir
         if (done / "adapter_config.json").exists():
             log.info("adapter %s was finished by an earlier run", job.name or target.name)
@@ -261,8 +262,7 @@ def train_lora(
     (result_dir / "run_card.json").write_text(json.dumps(card, indent=2))
     if decoupled:
         index = {"selector": "selector",
-                 "arguments": {j.only_tool: j.name for j in plan_jobs(examples, s.mask, True)
-                               if j.only_tool}}  # fmt: skip
+                 "arguments": {j.only_tool: j.name for j in jobs if j.only_tool}}  # fmt: skip
         (result_dir / "decoupled.json").write_text(json.dumps(index, indent=2))
     _swap_in(result_dir, target)
     shutil.rmtree(work, ignore_errors=True)

@@ -13,7 +13,7 @@ ifeq ($(shell uname -m),x86_64)
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 endif
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint clean adapter
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ $(TRAIN): $(STAMP)
 	$(BIN)/python -m pip install "torch==2.13.0"
 	$(BIN)/python -m pip install -e ".[train]"
 	touch $(TRAIN)
+
+# The shipped general tool-calling adapter, rebuilt from the tool bank (about an hour on 2 CPU
+# cores; docs/training.md#the-general-adapter).
+ADAPTER_DIR := build/default-adapter
+adapter: $(TRAIN)
+	$(BIN)/edgeagent data synth --bank train --n 900 --seed 1 --max-offered 4 --out $(ADAPTER_DIR)/train.jsonl
+	$(BIN)/edgeagent train --config edgeagent/train/configs/default-adapter.toml
+	$(BIN)/edgeagent export lora $(ADAPTER_DIR)/peft --out edgeagent/data/default-adapter.gguf
 
 install: $(STAMP)
 

@@ -30,93 +30,14 @@ from pathlib import Path
 os.environ.setdefault("EDGEAGENT_HOME", tempfile.mkdtemp(prefix="edgeagent-bench-"))
 
 from edgeagent.converters.lora_gguf import export_lora_gguf  # noqa: E402
+from quality import score  # noqa: E402
 
-from edgeagent import Agent  # noqa: E402
-from edgeagent.backends import GenerationStats, SamplingParams  # noqa: E402
 from edgeagent.backends.llamacpp import LlamaCppBackend  # noqa: E402
-from edgeagent.bfcl import case_tools, load_cases  # noqa: E402
+from edgeagent.bfcl import load_cases  # noqa: E402
 from edgeagent.demo_tools import DEMO_TOOLS  # noqa: E402
 from edgeagent.models import default_model_path  # noqa: E402
 from edgeagent.train.data import parse_example  # noqa: E402
 from edgeagent.train.synth import synthesize  # noqa: E402
-from edgeagent.wireformat import CallStream, Message, parse_reply  # noqa: E402
-
-
-def first_reply(backend, tools, user):
-    """The calls of the first reply (empty list: an answer), as the agent's first step makes
-    it with tool_choice auto."""
-    agent = Agent(tools, backend=backend)
-    prompt = backend.tokenize(agent.render([Message("user", user)]))
-    grammar = agent.grammar(allow_answer=True, allow_calls=True)
-    stats, stream = GenerationStats(), CallStream()
-    pieces = backend.generate(
-        prompt, grammar=grammar, sampling=SamplingParams(), max_tokens=160, stats=stats
-    )
-    for piece in pieces:
-        if not stream.feed(piece):
-            break
-    pieces.close()
-    return [(c.name, c.arguments) for c in parse_reply(stream.text, tools).calls]
-
-
-def same_calls(got, want) -> bool:
-    key = lambda calls: sorted(json.dumps([n, a], sort_keys=True) for n, a in calls)  # noqa: E731
-    return key(got) == key(want)
-
-
-def bfcl_match(got, truth) -> bool:
-    """BFCL's AST rule, reduced: one call per ground-truth call, same name, each ground-truth
-    argument among its allowed values ("" = may be omitted), no unknown argument."""
-    if len(got) != len(truth):
-        return False
-    for (name, args), expected in zip(
-        sorted(got), sorted(truth, key=lambda t: next(iter(t))), strict=True
-    ):
-        want_name, allowed = next(iter(expected.items()))
-        if name != want_name or set(args) - set(allowed):
-            return False
-        for param, values in allowed.items():
-            if param not in args:
-                if "" not in values:
-                    return False
-            elif not any(_equal(args[param], v) for v in values):
-                return False
-    return True
-
-
-def _equal(a, b) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return float(a) == float(b)
-    if isinstance(a, str) and isinstance(b, str):
-        return a.strip().lower() == b.strip().lower()
-    return a == b
-
-
-def score(backend, held_out, bfcl) -> dict:
-    out: dict = {}
-    rows = []
-    for ex in held_out:
-        want = [(c.name, c.arguments) for c in ex.messages[1].calls]
-        got = first_reply(backend, ex.tools, ex.messages[0].content)
-        rows.append(
-            (bool(want), same_calls(got, want), {n for n, _ in got} == {n for n, _ in want})
-        )
-    calls = [r for r in rows if r[0]]
-    none = [r for r in rows if not r[0]]
-    out["held_out"] = {
-        "cases": len(rows),
-        "exact": round(sum(r[1] for r in rows) / len(rows), 3),
-        "exact_on_call_cases": round(sum(r[1] for r in calls) / max(len(calls), 1), 3),
-        "right_tools_on_call_cases": round(sum(r[2] for r in calls) / max(len(calls), 1), 3),
-        "no_call_when_none_fits": round(sum(r[1] for r in none) / max(len(none), 1), 3),
-    }
-    for category, cases in bfcl.items():
-        hits = 0
-        for case in cases:
-            got = first_reply(backend, case_tools(case), case.messages[-1]["content"])
-            hits += (not got) if category.endswith("irrelevance") else bfcl_match(got, case.answer)
-        out[f"bfcl_{category}"] = {"cases": len(cases), "accuracy": round(hits / len(cases), 3)}
-    return out
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeagent.converters.hf_gguf import permute_rows
 
 from edgeagent.errors import EdgeAgentError
 from edgeagent.models import inspect_gguf, read_gguf_header
@@ -101,7 +102,7 @@ def export_lora_gguf(
                 f"is {n_in} -> {n_out} (hidden size differs: another model?)"
             )
         if arch in _PERMUTED_QK and name.endswith(("attn_q.weight", "attn_k.weight")):
-            b = _permute_rows(b, n_head if name.endswith("attn_q.weight") else n_kv)
+            b = permute_rows(b, n_head if name.endswith("attn_q.weight") else n_kv)
         cast = np.float16 if dtype == "f16" else np.float32
         tensors += [(name + ".lora_a", a.astype(cast)), (name + ".lora_b", b.astype(cast))]
     if not tensors:
@@ -125,12 +126,6 @@ def export_lora_gguf(
     finally:
         tmp.unlink(missing_ok=True)
     return LoraExport(str(out), len(tensors) // 2, rank, alpha, out.stat().st_size)
-
-
-def _permute_rows(b: np.ndarray, n_head: int) -> np.ndarray:
-    """llama.cpp's q/k row order: per head, the two rotary halves interleaved."""
-    out, r = b.shape
-    return b.reshape(n_head, 2, out // n_head // 2, r).swapaxes(1, 2).reshape(out, r)
 
 
 def _read_config(adapter_dir: Path) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from edgeagent.decoupled import DecoupledAdapters, two_phase
 from edgeagent.errors import ContextOverflowError
 from edgeagent.grammar import DEFAULT_MAX_STRING_CHARS
 from edgeagent.memory import Embedder, MemoryIndex
+from edgeagent.models import default_adapter_path
 from edgeagent.pruning import ToolIndex
 from edgeagent.tools import DEFAULT_MAX_RESULT_CHARS, Tool, collect_tools
 from edgeagent.wireformat import (
@@ -157,7 +158,7 @@ class Agent:
         tools: Iterable[Any] = (),
         *,
         model: str | Path | None = None,
-        adapter: str | Path | None = None,
+        adapter: str | Path | None = "default",
         decoupled: str | Path | None = None,
         backend: Backend | None = None,
         n_ctx: int = 2048,
@@ -185,9 +186,12 @@ class Agent:
         self.tools: list[Tool] = collect_tools(tools)
         self._tool_map = {t.name: t for t in self.tools}
         self.model = model
-        self.adapter = adapter  # a GGUF LoRA adapter applied on the model (edgeagent export lora)
         # DualTune: a selector adapter, then the chosen tool's argument adapter, per reply
         self.decoupled = DecoupledAdapters.load(decoupled) if decoupled else None
+        if adapter == "default":  # the shipped general adapter, on the embedded model only
+            adapter = None if self.decoupled or backend else default_adapter_path(model)
+        # a GGUF LoRA adapter applied on the model (edgeagent export lora); None: the bare model
+        self.adapter: Path | None = Path(adapter) if adapter else None
         if self.decoupled and adapter:
             raise ValueError("give either adapter or decoupled adapters, not both")
         if self.decoupled and backend is not None and not hasattr(backend, "set_adapters"):

@@ -46,6 +46,16 @@ def default_model_path() -> Path:
     return packaged_file(DEFAULT_MODEL_PACKAGE, ".gguf", hint)
 
 
+#: The general tool-calling adapter for the embedded default model, shipped in the package
+#: (`make adapter` rebuilds it; docs/training.md#the-general-adapter).
+DEFAULT_ADAPTER = Path(__file__).parent / "data" / "default-adapter.gguf"
+
+
+def default_adapter_path(model: str | Path | None = None) -> Path | None:
+    """The shipped adapter when `model` is the embedded default (None); it fits no other model."""
+    return DEFAULT_ADAPTER if model is None and DEFAULT_ADAPTER.exists() else None
+
+
 def resolve_model(model: str | Path | None) -> Path:
     """A model argument as a checked path: None means the embedded default."""
     path = default_model_path() if model is None else Path(model).expanduser()

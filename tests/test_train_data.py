@@ -184,6 +184,12 @@ def test_selector_and_argument_masks(smollm2):
         '{"minutes": 4, "label": "tea"}{"minutes": 7, "label": "eggs"}'
     )
     assert render_example(ex, renderer, "arguments", only_tool="convert_units").spans == []
+    # "calls": the calling reply whole, and of each answer only its first character
+    assert render_example(ex, renderer, "calls").learned_text() == (
+        '<tool_call>[{"name": "set_timer", "arguments": {"minutes": 4, "label": "tea"}}, '
+        '{"name": "set_timer", "arguments": {"minutes": 7, "label": "eggs"}}]</tool_call>'
+        "<|im_end|>\nBY"
+    )
 
 
 @settings(max_examples=200, deadline=None)

@@ -25,8 +25,10 @@ from edgeagent.wireformat import ChatRenderer  # noqa: E402
 
 @pytest.fixture(scope="module")
 def tokenizer():
+    from edgeagent.train.trainer import load_gguf_tokenizer
+
     path = default_model_path()  # the embedded model's own tokenizer, read from its GGUF
-    return transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    return load_gguf_tokenizer(path)
 
 
 @pytest.fixture()

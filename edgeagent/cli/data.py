@@ -37,6 +37,11 @@ def validate(path: Path, max_problems: int, as_json: bool) -> None:
 
 @command.command("synth")
 @click.option("--tools", "source", metavar="MODULE|FILE.json", help="Tools (default: demo tools).")
+@click.option(
+    "--bank",
+    type=click.Choice(["train", "held-out", "all"]),
+    help="Use edgeagent's broad tool bank (its training or held-out tools) instead of --tools.",
+)
 @click.option("--n", "count", default=1000, show_default=True, help="Examples to write.")
 @click.option("--seed", default=0, show_default=True)
 @click.option(
@@ -48,7 +53,13 @@ def validate(path: Path, max_problems: int, as_json: bool) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @json_option
 def synth(
-    source: str | None, count: int, seed: int, max_offered: int | None, out: Path, as_json: bool
+    source: str | None,
+    bank: str | None,
+    count: int,
+    seed: int,
+    max_offered: int | None,
+    out: Path,
+    as_json: bool,
 ) -> None:
     """Generate examples from tools: requests, argument values, parallel calls, negatives."""
     from collections import Counter
@@ -57,16 +68,28 @@ def synth(
     from edgeagent.train.data import write_jsonl
     from edgeagent.train.synth import load_tool_list, synthesize
 
-    tools = load_tool_list(source) if source and source.endswith(".json") else load_tools(source)
-    examples = synthesize(tools, count, seed, max_offered)
+    if bank:
+        from edgeagent.train.toolbank import bank_tools, synthesize_bank
+
+        if source:
+            raise click.UsageError("give --tools or --bank, not both")
+        bank_items = bank_tools(bank)
+        n_tools = len(bank_items)
+        examples = synthesize_bank(bank_items, count, seed, max_offered or 4)
+    else:
+        tools = (
+            load_tool_list(source) if source and source.endswith(".json") else load_tools(source)
+        )
+        n_tools = len(tools)
+        examples = synthesize(tools, count, seed, max_offered)
     written = write_jsonl(examples, out)
     kinds: Counter[str] = Counter()
     for ex in examples:
-        reply = ex["messages"][-1]
+        reply = next(m for m in ex["messages"] if m["role"] == "assistant")  # the first
         calls = len(reply.get("tool_calls") or [])
         kinds["no call" if not calls else "parallel" if calls > 1 else "single call"] += 1
     if as_json:
-        echo_json({"path": str(out), "examples": written, "tools": len(tools), **kinds})
+        echo_json({"path": str(out), "examples": written, "tools": n_tools, **kinds})
     else:
         summary = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
-        click.echo(f"wrote {written} examples for {len(tools)} tools to {out} ({summary})")
+        click.echo(f"wrote {written} examples for {n_tools} tools to {out} ({summary})")

@@ -42,3 +42,66 @@ def lora(adapter: Path, base: str | None, out: Path | None, dtype: str, as_json:
             f"wrote {r.path}: {r.tensors} adapted weights, rank {r.rank}, alpha {r.alpha:g}, "
             f"{r.bytes / 1e6:.1f} MB"
         )
+
+
+def _base(base: str | None) -> Path:
+    """The base argument: a .gguf file, an HF folder, or the embedded model (none given)."""
+    from edgeagent.models import resolve_model
+
+    if base and Path(base).is_dir():
+        return Path(base)
+    return resolve_model(base)
+
+
+@command.command("merge")
+@click.argument("adapter", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--base", help="GGUF file or HF folder it was trained on (default: embedded).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="HF folder to write.")
+@click.option(
+    "--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float16",
+    show_default=True,
+)  # fmt: skip
+@json_option
+def merge(adapter: Path, base: str | None, out: Path, dtype: str, as_json: bool) -> None:
+    """Merge a PEFT LoRA adapter into its base (full or half precision, never 4-bit) and save
+    an HF folder with the tokenizer and chat template."""
+    from edgeagent.converters.merge import merge_adapter
+
+    result = merge_adapter(_base(base), adapter, out, dtype)
+    if as_json:
+        echo_json(result.__dict__)
+    else:
+        click.echo(f"merged {adapter} into {result.path} ({dtype}, {result.bytes / 1e6:.0f} MB)")
+
+
+@command.command("gguf")
+@click.option("--base", help="GGUF file or HF folder (default: the embedded model).")
+@click.option("--adapter", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--quant", default="q4_k_m", show_default=True,
+              help="f32, f16, bf16, q8_0, q6_k, q5_k_m, q4_k_m, q4_0 or iq4_nl.")  # fmt: skip
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Compare with the merged model (top-1 agreement, perplexity).")  # fmt: skip
+@click.option("--threads", type=int, help="Quantizer threads (default: all).")
+@json_option
+def gguf(
+    base: str | None, adapter: Path | None, quant: str, out: Path, check: bool,
+    threads: int | None, as_json: bool,
+) -> None:  # fmt: skip
+    """A model (+ an adapter, merged in fp32) -> a GGUF file in QUANT, self-checked."""
+    from edgeagent.converters.pipeline import export_gguf
+
+    if not as_json:
+        click.echo(f"merging, writing GGUF and quantizing to {quant}…", err=True)
+    result = export_gguf(_base(base), out, adapter, quant, check, threads)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    line = f"wrote {result.path} ({quant}, {result.bytes / 1e6:.1f} MB, {result.seconds:.0f} s)"
+    if result.check:
+        c = result.check
+        line += (
+            f"; top-1 agreement {c.top1_agreement:.1%} with the merged model, perplexity "
+            f"{c.perplexity:.2f} (reference {c.reference_perplexity:.2f})"
+        )
+    click.echo(line)

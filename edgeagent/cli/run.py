@@ -16,8 +16,10 @@ from edgeagent.cli.common import echo_json, json_option
 @click.option(
     "--adapter",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="GGUF LoRA adapter to apply (edgeagent export lora).",
+    help="GGUF LoRA adapter to apply (edgeagent export lora). Default: the shipped general "
+    "adapter on the embedded model.",
 )
+@click.option("--no-adapter", is_flag=True, help="Run the bare model, without any adapter.")
 @click.option(
     "--decoupled",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -45,6 +47,7 @@ def command(
     prompt: str,
     model: Path | None,
     adapter: Path | None,
+    no_adapter: bool,
     decoupled: Path | None,
     tools_source: str | None,
     n_ctx: int,
@@ -62,7 +65,7 @@ def command(
     agent = Agent(
         load_tools(tools_source),
         model=model,
-        adapter=adapter,
+        adapter=None if no_adapter else adapter or "default",
         decoupled=decoupled,
         n_ctx=n_ctx,
         n_threads=threads,

@@ -51,7 +51,11 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
     lora_raw = raw.pop("lora", {})
     _check_keys(raw, TrainConfig, "", skip={"lora"})
     _check_keys(lora_raw, LoraSettings, "lora.")
-    return TrainConfig(**raw, lora=LoraSettings(**lora_raw))
+    try:
+        lora = LoraSettings(**lora_raw)
+    except ValueError as exc:
+        raise EdgeAgentError(f"config: {exc}") from None
+    return TrainConfig(**raw, lora=lora)
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -222,6 +222,7 @@ def write_jsonl(examples: Iterable[dict[str, Any]], path: str | Path) -> int:
 
     target = Path(path)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    target.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with tmp.open("w", encoding="utf-8") as fh:
         for ex in examples:

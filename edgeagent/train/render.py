@@ -5,6 +5,9 @@ calls in canonical form), exactly as the runtime renders a conversation. The mas
 model learns to write:
 
 - "assistant": every assistant message, calls and answers, with its end-of-turn marker;
+- "calls": the assistant messages that call tools, whole, and the first token of the others (the
+  decision to answer): a tool-calling adapter that leaves the wording of answers to the base
+  model (the shipped general adapter);
 - "selector": the decision to call (the call marker, or the first token of a plain answer: the
   "no tool" choice) and the tool names (DualTune's tool-selector adapter);
 - "arguments": the argument objects of the calls only (DualTune's argument adapters); with
@@ -24,7 +27,7 @@ from typing import Any, Literal
 from edgeagent.train.data import Example
 from edgeagent.wireformat import CALL_OPEN, ChatRenderer, Message, call_head, template_messages
 
-MaskKind = Literal["assistant", "selector", "arguments"]
+MaskKind = Literal["assistant", "calls", "selector", "arguments"]
 IGNORE = -100  # the label transformers' loss ignores
 
 #: text -> [(token id, start character, end character)]
@@ -56,11 +59,11 @@ def render_example(
         upto = renderer.render(_tm(msgs[: i + 1], example), add_generation_prompt=False)
         if not (upto.startswith(before) and full.startswith(upto)):
             raise ValueError("the chat template is not prefix-stable; cannot locate the replies")
-        if mask == "assistant":
+        if mask == "assistant" or (mask == "calls" and msg.calls):
             spans.append((len(before), len(upto)))
         elif msg.calls:
             spans += _call_spans(full, len(before), msg, mask, only_tool)
-        elif mask == "selector":
+        elif mask in ("selector", "calls"):
             spans.append((len(before), len(before) + 1))  # "no tool": the answer's first token
     return Rendered(full, spans)
 

@@ -116,7 +116,8 @@ class Synthesizer:
             if a == b:
                 return self.example("single")
             second_ask = self.request(second, b)
-            if not second_ask.startswith(("I ", "I'")):
+            values = [v for v in b.arguments.values() if isinstance(v, str)]
+            if not second_ask.startswith(("I ", "I'", *values)):  # values stay verbatim
                 second_ask = second_ask[:1].lower() + second_ask[1:]
             text = rng.choice(BOTH).format(a=self.request(first, a), b=second_ask)
             offered = self.offer([first, second] if first is not second else [first])

@@ -26,7 +26,7 @@ import random
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from edgeagent.errors import EdgeAgentError
 from edgeagent.train.batches import pack_rows, packed_collator, padded_collator, real_tokens
@@ -72,6 +72,11 @@ class LoraSettings:
     seed: int = 0
     gradient_checkpointing: bool = False
 
+    def __post_init__(self) -> None:
+        for key, allowed in (("mask", get_args(MaskKind)), ("quantization", ("none", "nf4"))):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"lora.{key} must be one of {', '.join(allowed)}")
+
 
 @dataclass
 class TrainResult:
@@ -109,12 +114,8 @@ def load_base(base: str | Path, quantization: str = "none") -> tuple[Any, Any]:
             from edgeagent.models import inspect_gguf
 
             inspect_gguf(path)  # a corrupt file is refused here, with the reason
-            kw = {"gguf_file": path.name}
-            folder = str(path.parent)
-            return (
-                AutoModelForCausalLM.from_pretrained(folder, **kw),
-                AutoTokenizer.from_pretrained(folder, **kw),
-            )
+            model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+            return model, load_gguf_tokenizer(path)
         return AutoModelForCausalLM.from_pretrained(str(path)), AutoTokenizer.from_pretrained(
             str(path)
         )
@@ -122,6 +123,26 @@ def load_base(base: str | Path, quantization: str = "none") -> tuple[Any, Any]:
         if isinstance(exc, EdgeAgentError):
             raise
         raise EdgeAgentError(f"cannot load base model {path}: {exc}") from None
+
+
+def load_gguf_tokenizer(path: str | Path) -> Any:
+    """The HF tokenizer of a GGUF file, with the file's own special tokens: transformers'
+    conversion takes SmolLM2's <|im_start|> for its end-of-sequence token and adds a BOS the
+    file says not to add (seen with transformers 4.57)."""
+    from transformers import AutoTokenizer
+
+    from edgeagent.models import read_gguf_header
+
+    path = Path(path)
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    fields = read_gguf_header(path).fields
+    for role in ("bos", "eos", "unk"):
+        token_id = fields.get(f"tokenizer.ggml.{role}_token_id")
+        if token_id is not None:
+            setattr(tokenizer, f"{role}_token", tokenizer.convert_ids_to_tokens(int(token_id)))
+    if "tokenizer.ggml.add_bos_token" in fields and hasattr(tokenizer, "add_bos_token"):
+        tokenizer.add_bos_token = bool(fields["tokenizer.ggml.add_bos_token"])
+    return tokenizer
 
 
 def _load_nf4(path: Path) -> tuple[Any, Any]:
@@ -151,7 +172,7 @@ def _load_nf4(path: Path) -> tuple[Any, Any]:
 
 def _hf_copy(gguf: Path) -> Path:
     """bitsandbytes quantizes while loading HF weights: dequantize a GGUF once into the cache."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from edgeagent.paths import home
 
@@ -161,7 +182,7 @@ def _hf_copy(gguf: Path) -> Path:
         tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
         kw = {"gguf_file": gguf.name}
         AutoModelForCausalLM.from_pretrained(str(gguf.parent), **kw).save_pretrained(tmp)
-        AutoTokenizer.from_pretrained(str(gguf.parent), **kw).save_pretrained(tmp)
+        load_gguf_tokenizer(gguf).save_pretrained(tmp)
         os.replace(tmp, folder)
     return folder
 

@@ -1,0 +1,93 @@
+"""The shipped general adapter vs the bare embedded model, both with the grammar on, tool_choice
+auto, greedy, in the llama.cpp runtime (one backend, the adapter switched by scale). Prints one
+JSON object.
+
+- unseen_tools: requests for the tool bank's held-out tools, which the adapter never saw in
+  training (each case offers its tools plus up to 3 other held-out ones; a quarter ask for a
+  tool that is not offered, some are off-topic): exact match of the calls, or of "no call".
+- seen_tools: new requests and values for the tools it was trained on.
+- demo: the prompts of the docs with every demo tool offered, as `edgeagent run` does.
+- BFCL simple_python / multiple / irrelevance (from the bfcl-eval package; never trained on).
+
+    python benchmarks/bench_default_adapter.py [--adapter A.gguf] [--cases 80] [--bfcl-limit 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("EDGEAGENT_HOME", tempfile.mkdtemp(prefix="edgeagent-bench-"))
+
+from quality import first_reply, score_bfcl, score_examples  # noqa: E402
+
+from edgeagent.backends.llamacpp import LlamaCppBackend  # noqa: E402
+from edgeagent.bfcl import load_cases  # noqa: E402
+from edgeagent.demo_tools import DEMO_TOOLS  # noqa: E402
+from edgeagent.models import DEFAULT_ADAPTER, default_model_path  # noqa: E402
+from edgeagent.train.data import parse_example  # noqa: E402
+from edgeagent.train.toolbank import bank_tools, synthesize_bank  # noqa: E402
+
+#: (prompt, the tool it needs or None, arguments that must be in the call)
+DEMO_PROMPTS = [
+    ("Start a 12 minute timer for the pasta", "set_timer", {"minutes": 12}),
+    ("Convert 3 cups to ml", "convert_units", {"value": 3, "from_unit": "cup", "to_unit": "ml"}),
+    ("What is 17 * 23?", "calculate", {}),
+    ("Save a note: buy oat milk", "add_note", {}),
+    ("What time is it?", "current_time", {}),
+    ("Find the pdf files", "find_files", {}),
+    ("How much battery is left?", "device_status", {}),
+    ("What timers are running?", "list_timers", {}),
+    ("What did I note about the dentist?", "search_notes", {}),
+    ("Tell me a joke about penguins.", None, {}),
+]
+
+
+def score_demo(backend) -> dict:
+    rows = []
+    for prompt, name, args in DEMO_PROMPTS:
+        got = first_reply(backend, DEMO_TOOLS, prompt)
+        ok = (not got) if name is None else (
+            len(got) >= 1 and got[0][0] == name
+            and all(got[0][1].get(k) == v for k, v in args.items())
+        )  # fmt: skip
+        rows.append({"prompt": prompt, "ok": ok, "calls": got})
+    return {"cases": len(rows), "right": sum(r["ok"] for r in rows), "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--adapter", type=Path, default=DEFAULT_ADAPTER)
+    parser.add_argument("--cases", type=int, default=80, help="synthesized cases per set")
+    parser.add_argument("--bfcl-limit", type=int, default=50)
+    args = parser.parse_args()
+    unseen = [parse_example(d) for d in synthesize_bank(bank_tools("held-out"), args.cases, 99)]
+    seen = [parse_example(d) for d in synthesize_bank(bank_tools("train"), args.cases, 98)]
+    bfcl = {c: load_cases(c, args.bfcl_limit) for c in ("simple_python", "multiple", "irrelevance")}
+    backend = LlamaCppBackend(default_model_path(), n_ctx=4096, adapters={"ft": args.adapter})
+    report: dict = {
+        "model": "SmolLM2-135M-Instruct Q4_1 (embedded)",
+        "adapter": str(args.adapter),
+        "adapter_bytes": args.adapter.stat().st_size,
+        "grammar": True,
+        "tool_choice": "auto",
+    }
+    for label, scale in (("base", None), ("adapter", 1.0)):
+        backend.set_adapters({"ft": scale} if scale else {})
+        start = time.perf_counter()
+        report[label] = {
+            "unseen_tools": score_examples(backend, unseen),
+            "seen_tools": score_examples(backend, seen),
+            "demo": score_demo(backend),
+            **score_bfcl(backend, bfcl),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

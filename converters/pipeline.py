@@ -1,0 +1,73 @@
+"""`edgeagent export gguf`: base (+ adapter) -> merged in fp32 -> GGUF F16 -> quantized with
+libllama -> self-checked against the merged model. Every step writes atomically; the
+intermediate files live in a temporary folder next to the output and are removed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeagent.converters.hf_gguf import hf_to_gguf
+from edgeagent.converters.merge import load_merged, save_merged
+from edgeagent.converters.quantize import QUANTS, quantize_gguf
+from edgeagent.converters.selfcheck import CheckResult, self_check
+
+from edgeagent.errors import EdgeAgentError
+
+FLOAT_TYPES = ("f32", "f16", "bf16")
+
+
+@dataclass
+class ExportResult:
+    path: str
+    quant: str
+    bytes: int
+    seconds: float
+    check: CheckResult | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.check:
+            out["check"]["passed"] = self.check.passed
+        return out
+
+
+def export_gguf(
+    base: str | Path,
+    out: str | Path,
+    adapter: str | Path | None = None,
+    quant: str = "q4_k_m",
+    check: bool = True,
+    threads: int | None = None,
+) -> ExportResult:
+    quant = quant.lower()
+    if quant not in (*FLOAT_TYPES, *QUANTS):
+        raise EdgeAgentError(
+            f"unknown format {quant!r}",
+            hint=f"one of: {', '.join(dict.fromkeys([*FLOAT_TYPES, *QUANTS]))}",
+        )
+    out = Path(out)
+    start = time.perf_counter()
+    model, tokenizer = load_merged(base, adapter, "float32")
+    work = out.with_name(f".{out.name}.work-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        save_merged(model, tokenizer, work / "hf", base, adapter, "float32")
+        floating = quant if quant in FLOAT_TYPES else "f16"
+        if quant in FLOAT_TYPES:
+            hf_to_gguf(work / "hf", work / "model.gguf", floating)
+        else:
+            hf_to_gguf(work / "hf", work / "f16.gguf", floating)
+            quantize_gguf(work / "f16.gguf", work / "model.gguf", quant, threads)
+        result = self_check(work / "model.gguf", model, tokenizer, quant) if check else None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(work / "model.gguf", out)  # only a checked file takes the output's name
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ExportResult(
+        str(out), quant, out.stat().st_size, round(time.perf_counter() - start, 1), result
+    )

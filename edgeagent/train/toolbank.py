@@ -1,0 +1,307 @@
+"""A broad, varied tool inventory for training the general tool-calling adapter.
+
+Hundreds of tools over many domains and argument types (strings copied from the request,
+enums, bounded numbers, dates, times, lists, booleans), each with requests written as people
+say them. Tools are data: one line each in toolbank.txt, `name | description | params | requests`:
+
+    params:   `city:city, units?:{celsius,fahrenheit}, days:int[1,14], tags:list[tag]`
+              (`?` optional; a kind of POOLS, an enum, int/num[lo,hi], bool, list[kind])
+    requests: `What's the weather in {city}?; Weather for {city} in {units}, please`
+              (each must name every required parameter; `{x}` is replaced by the value,
+              verbatim, so the model learns to copy values from the request)
+
+`split_bank()` holds tools out *by tool* (every fourth tool of each domain): the adapter is
+trained on the rest and scored on tools it has never seen. BFCL's data is for evaluation
+only and never enters the bank.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeagent.tools import Tool
+from edgeagent.train.data import Example, example_to_dict
+from edgeagent.train.synth import Synthesizer
+from edgeagent.wireformat import Message, ToolCall
+
+POOLS: dict[str, list[str]] = {
+    "city": ["Paris", "Oslo", "Tokyo", "Lima", "Nairobi", "Toronto", "Madrid", "Seoul", "Berlin",
+             "Cairo", "Austin", "Lisbon", "Mumbai", "Sydney", "Boston", "Zurich", "Hanoi"],
+    "country": ["France", "Japan", "Brazil", "Kenya", "Canada", "Norway", "India", "Mexico",
+                "Italy", "Vietnam", "Egypt", "Chile"],
+    "person": ["Anna", "Marco", "Priya", "Kenji", "Lea", "Omar", "Sofia", "Tom", "Dr. Okafor",
+               "Grace Liu", "Ben Carter", "Aisha Khan", "Luis", "mom", "Jonas Weber"],
+    "email": ["anna@example.com", "marco.rossi@mail.com", "priya.n@work.org", "tom@acme.io",
+              "support@shop.example", "kenji@lab.jp"],
+    "phone": ["+1 555 0134", "+44 20 7946 0958", "555-0199", "+49 30 1234567", "0612345678"],
+    "time": ["07:30", "09:00", "12:15", "14:00", "18:45", "21:00", "06:00", "16:30"],
+    "text": ["running 10 minutes late", "the meeting moved to Friday", "don't forget the keys",
+             "happy birthday!", "can you call me back?", "dinner is ready", "see you at the gym"],
+    "query": ["cheap flights", "vegan lasagna", "python decorators", "best hiking trails",
+              "noise cancelling headphones", "solar panels", "how to fix a bike chain"],
+    "title": ["Weekly sync", "Dentist", "Project kickoff", "Yoga class", "Budget review",
+              "Mom's birthday", "Team lunch", "Car service"],
+    "product": ["oat milk", "AA batteries", "running shoes", "coffee beans", "a phone charger",
+                "dish soap", "printer paper", "green tea"],
+    "song": ["Bohemian Rhapsody", "Clair de Lune", "Blinding Lights", "Hey Jude", "Take Five"],
+    "artist": ["Miles Davis", "Taylor Swift", "Daft Punk", "Adele", "Queen", "Nina Simone"],
+    "movie": ["Inception", "Spirited Away", "The Matrix", "Amelie", "Parasite", "Up"],
+    "book": ["Dune", "Beloved", "The Hobbit", "Sapiens", "Norwegian Wood", "Middlemarch"],
+    "language": ["French", "Spanish", "German", "Japanese", "Italian", "Korean", "Portuguese"],
+    "currency": ["USD", "EUR", "JPY", "GBP", "CHF", "INR", "CAD"],
+    "url": ["https://example.com", "https://news.example.org/today", "https://docs.python.org"],
+    "file": ["report.pdf", "notes.txt", "budget.xlsx", "photo.jpg", "slides.pptx", "data.csv"],
+    "folder": ["Documents", "Downloads", "Pictures/2026", "projects/edge", "backup"],
+    "address": ["12 Baker Street", "400 Main St", "5 Rue Cler", "88 Harbour Road"],
+    "company": ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark Industries"],
+    "ingredient": ["chicken", "tofu", "spinach", "mushrooms", "chickpeas", "salmon", "rice"],
+    "color": ["red", "blue", "warm white", "green", "purple", "orange"],
+    "room": ["kitchen", "bedroom", "living room", "office", "garage", "bathroom", "hallway"],
+    "device": ["thermostat", "porch light", "speaker", "TV", "fan", "robot vacuum"],
+    "team": ["Arsenal", "Lakers", "Yankees", "Real Madrid", "Warriors", "Bayern"],
+    "ticker": ["AAPL", "MSFT", "TSLA", "NVDA", "AMZN", "GOOG"],
+    "airport": ["JFK", "LHR", "CDG", "NRT", "SFO", "FRA", "SIN"],
+    "cuisine": ["Thai", "Italian", "Mexican", "Indian", "Japanese", "Ethiopian"],
+    "dish": ["pad thai", "risotto", "tacos", "ramen", "shakshuka", "paella"],
+    "username": ["@sunny_dev", "@marco_r", "@priya", "@techtom", "@leafy"],
+    "tag": ["work", "urgent", "family", "travel", "ideas", "health"],
+    "medication": ["ibuprofen", "vitamin D", "amoxicillin", "melatonin"],
+    "exercise": ["running", "cycling", "swimming", "yoga", "rowing", "hiking"],
+    "topic": ["climate", "space", "elections", "football", "AI", "markets", "health"],
+    "word": ["serendipity", "ephemeral", "ubiquitous", "resilient", "candid"],
+    "plant": ["basil", "monstera", "tomatoes", "orchid", "ferns"],
+    "pet": ["Rex", "Luna", "Milo", "Bella"],
+    "label": ["pasta", "tea", "laundry", "eggs", "bread", "oven", "pizza", "rice", "parking"],
+    "expression": ["2+2*3", "(15-4)/2", "17*23", "1024/8", "3.5*4", "2**10", "99-42"],
+    "pattern": ["*.pdf", "*.txt", "report*", "*.jpg", "budget*", "*.csv"],
+    "station": ["Central Station", "Gare du Nord", "Union Square", "Shibuya"],
+    "course": ["Linear Algebra", "Intro to Biology", "French B1", "Data Structures"],
+}  # fmt: skip
+
+BANK_FILE = Path(__file__).with_name("toolbank.txt")
+SCALARS = {"int": "integer", "num": "number"}
+_SLOT = re.compile(r"\{(\w+)\}")
+_RANGE = re.compile(r"(int|num)\[(-?[\d.]+),(-?[\d.]+)\]")
+
+
+@dataclass(frozen=True)
+class BankTool:
+    """A tool of the bank: its schema, the kind of each parameter, and its requests."""
+
+    domain: str
+    tool: Tool
+    kinds: dict[str, str]
+    requests: tuple[str, ...]
+
+
+def _param(spec: str) -> tuple[str, bool, str, dict[str, Any]]:
+    name, kind = (s.strip() for s in spec.split(":", 1))
+    optional = name.endswith("?")
+    name = name.rstrip("?")
+    label = name.replace("_", " ")
+    if kind.startswith("{"):
+        values = [v.strip() for v in kind.strip("{}").split(",")]
+        return name, optional, "enum", {"type": "string", "enum": values, "description": label}
+    if m := _RANGE.fullmatch(kind):
+        cast = int if m[1] == "int" else float
+        bounds = {"type": SCALARS[m[1]], "minimum": cast(m[2]), "maximum": cast(m[3])}
+        return name, optional, kind, {**bounds, "description": label}
+    if kind == "bool":
+        return name, optional, kind, {"type": "boolean", "description": label}
+    if m := re.fullmatch(r"list\[(\w+)\]", kind):
+        if m[1] not in POOLS:
+            raise ValueError(f"unknown kind {m[1]!r} in {spec!r}")
+        items = {"type": "string"}
+        return name, optional, kind, {"type": "array", "items": items, "description": label}
+    if kind not in POOLS and kind != "date":
+        raise ValueError(f"unknown kind {kind!r} in {spec!r}")
+    schema: dict[str, Any] = {"type": "string", "description": label}
+    if kind == "date":
+        schema["description"] = f"{label} (YYYY-MM-DD)"
+    return name, optional, kind, schema
+
+
+def _split_params(params: str) -> list[str]:
+    return re.split(r",(?![^{\[]*[}\]])", params)  # not the commas inside {...} or [...]
+
+
+def _sections() -> dict[str, list[str]]:
+    sections: dict[str, list[str]] = {}
+    current: list[str] = []
+    for raw in BANK_FILE.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], [])
+        elif line and not line.startswith("#"):
+            current.append(line)
+    return sections
+
+
+def _parse(domain: str, line: str) -> BankTool:
+    name, description, params, requests = (part.strip() for part in line.split("|"))
+    properties, required, kinds = {}, [], {}
+    for spec in filter(None, (p.strip() for p in _split_params(params))):
+        pname, optional, kind, schema = _param(spec)
+        properties[pname], kinds[pname] = schema, kind
+        if not optional:
+            required.append(pname)
+    schema = {"type": "object", "properties": properties, "required": required}
+    texts = tuple(r.strip() for r in requests.split(";") if r.strip())
+    for text in texts:
+        slots = set(_SLOT.findall(text))
+        if not set(required) <= slots <= set(properties):
+            raise ValueError(f"{name}: request {text!r} must name {required} and no others")
+    return BankTool(domain, Tool.from_schema(name, description, schema), kinds, texts)
+
+
+def _demo(lines: list[str]) -> list[BankTool]:
+    """The demo tools with their real schemas, and kinds and requests from the [demo] lines."""
+    from edgeagent.demo_tools import DEMO_TOOLS
+
+    by_name = {t.name: t for t in DEMO_TOOLS}
+    out = []
+    for line in lines:
+        name, params, requests = (part.strip() for part in line.split("|"))
+        kinds = dict(p.strip().split(":") for p in _split_params(params) if p.strip())
+        texts = tuple(r.strip() for r in requests.split(";"))
+        out.append(BankTool("demo", by_name[name], kinds, texts))
+    return out
+
+
+def load_bank() -> list[BankTool]:
+    """Every tool of the bank, the demo tools (never held out) last."""
+    sections = _sections()
+    demo = sections.pop("demo", [])
+    tools = [_parse(domain, line) for domain, lines in sections.items() for line in lines]
+    tools += _demo(demo)
+    names = [t.tool.name for t in tools]
+    if len(set(names)) != len(names):
+        raise ValueError("tool names in the bank must be unique")
+    return tools
+
+
+def split_bank(bank: Sequence[BankTool]) -> tuple[list[BankTool], list[BankTool]]:
+    """(train, held out): every fourth tool of each domain is held out, whole."""
+    train: list[BankTool] = []
+    held: list[BankTool] = []
+    for domain in dict.fromkeys(t.domain for t in bank):
+        if domain == "demo":
+            train += [t for t in bank if t.domain == domain]
+            continue
+        for i, item in enumerate(t for t in bank if t.domain == domain):
+            (held if i % 4 == 3 else train).append(item)
+    return train, held
+
+
+def bank_tools(part: str = "train") -> list[BankTool]:
+    """ "train" (with the demo tools), "held-out" (unseen by the shipped adapter) or "all"."""
+    bank = load_bank()
+    train, held = split_bank(bank)
+    return {"train": train, "held-out": held, "all": bank}[part]
+
+
+class BankSynthesizer(Synthesizer):
+    """The synthesizer over bank tools: requests as people write them (the tool's own
+    phrasings, most of the time), values from the parameter's kind, copied verbatim."""
+
+    def __init__(
+        self, bank: Sequence[BankTool], seed: int = 0, max_offered: int | None = 4
+    ) -> None:
+        super().__init__([b.tool for b in bank], seed, max_offered)
+        self.by_name = {b.tool.name: b for b in bank}
+        self.planned: dict[str, str] = {}  # the request template of each drawn call
+
+    def example(self, kind: str) -> Example:
+        """A third of the calls go on with their results and an answer: after a result the
+        model answers instead of calling again."""
+        example = super().example(kind)
+        reply = example.messages[-1]
+        if reply.calls and self.rng.random() < 0.33:
+            results = [Message("tool", json.dumps({"ok": True}), name=c.name) for c in reply.calls]
+            answer = Message("assistant", self.rng.choice(DONE))
+            return Example(example.tools, [*example.messages, *results, answer])
+        return example
+
+    def call(self, tool: Tool) -> ToolCall:
+        item = self.by_name[tool.name]
+        template = self.rng.choice(item.requests)
+        args = {slot: self.draw(item.kinds[slot], tool.parameters["properties"][slot])
+                for slot in dict.fromkeys(_SLOT.findall(template))}  # fmt: skip
+        call = ToolCall(tool.name, args)
+        tool.validate(args)
+        self.planned[_key(call)] = template
+        return call
+
+    def request(self, tool: Tool, call: ToolCall) -> str:
+        template = self.planned.get(_key(call))
+        if template is None:
+            return super().request(tool, call)
+        text = _SLOT.sub(lambda m: _say(call.arguments[m[1]]), template)
+        verbatim = text.startswith(tuple(_say(v) for v in call.arguments.values()))
+        if self.rng.random() < 0.15:  # a little context before the ask, as people do
+            text = self.rng.choice(LEADS) + " " + (text if verbatim else _lower_first(text))
+        elif not verbatim:
+            text = text[:1].upper() + text[1:]
+        if not text.endswith(("?", ".", "!", '"')):
+            text += self.rng.choice([".", "", "!", " please."])
+        return text
+
+    def draw(self, kind: str, schema: dict[str, Any]) -> Any:
+        rng = self.rng
+        if kind == "enum":
+            return rng.choice(schema["enum"])
+        if kind == "date":
+            return (dt.date(2026, 1, 1) + dt.timedelta(days=rng.randint(0, 364))).isoformat()
+        if kind == "bool":
+            return rng.random() < 0.5
+        if kind.startswith("list["):
+            pool = POOLS[kind[5:-1]]
+            return rng.sample(pool, rng.randint(2, min(3, len(pool))))
+        if m := _RANGE.fullmatch(kind):
+            lo, hi = float(m[2]), float(m[3])
+            if m[1] == "int":
+                lo, hi = int(lo), int(hi)
+                return rng.randint(lo, min(hi, lo + 60) if rng.random() < 0.7 else hi)
+            digits = rng.choice([0, 0, 1, 2])
+            value = round(rng.uniform(lo, hi), digits)
+            return int(value) if digits == 0 and int(value) >= lo else value
+        return rng.choice(POOLS[kind])
+
+
+DONE = ["Done.", "All set.", "OK, that's done.", "It's done.", "Finished!"]
+LEADS = ["Quick one:", "Hey,", "Okay so", "When you get a chance,", "Hi!", "Right,"]
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _key(call: ToolCall) -> str:
+    return json.dumps([call.name, call.arguments], sort_keys=True)
+
+
+def _say(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        return ", ".join(value[:-1]) + " and " + value[-1] if len(value) > 1 else value[0]
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def synthesize_bank(
+    bank: Sequence[BankTool], n: int, seed: int = 0, max_offered: int | None = 4
+) -> list[dict[str, Any]]:
+    """n canonical examples over the bank's tools, deterministic for a seed."""
+    return [example_to_dict(e) for e in _examples(bank, n, seed, max_offered)]
+
+
+def _examples(
+    bank: Sequence[BankTool], n: int, seed: int, max_offered: int | None
+) -> list[Example]:
+    return BankSynthesizer(bank, seed, max_offered).examples(n)

@@ -1,0 +1,71 @@
+"""The tool bank the shipped general adapter is trained on: broad, held out by tool, values
+copied verbatim from the requests, deterministic."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgeagent.demo_tools import DEMO_TOOLS
+from edgeagent.train import toolbank
+from edgeagent.train.data import parse_example
+from edgeagent.train.toolbank import bank_tools, load_bank, split_bank, synthesize_bank
+
+
+def test_the_bank_is_broad_and_held_out_by_tool():
+    bank = load_bank()
+    train, held = split_bank(bank)
+    assert len(bank) >= 180 and len({t.domain for t in bank}) >= 20
+    assert len({t.tool.name for t in bank}) == len(bank)
+    kinds = {t.tool.parameters["properties"][p]["type"] for t in bank for p in t.kinds}
+    assert kinds >= {"string", "integer", "number", "boolean", "array"}
+    assert any("enum" in s for t in bank for s in t.tool.parameters["properties"].values())
+    assert {t.tool.name for t in train}.isdisjoint(t.tool.name for t in held)
+    assert len(held) >= 30
+    # the demo tools are trained on, with their real schemas, and never held out
+    demo = {t.name: t for t in DEMO_TOOLS}
+    assert all(demo[t.tool.name] is t.tool for t in train if t.domain == "demo")
+    assert {t.tool.name for t in held}.isdisjoint(demo)
+
+
+def test_synthesized_examples_validate_copy_values_and_repeat_by_seed():
+    train = bank_tools("train")
+    data = synthesize_bank(train, 300, seed=3)
+    assert data == synthesize_bank(train, 300, seed=3)
+    assert data != synthesize_bank(train, 300, seed=4)
+    examples = [parse_example(d) for d in data]  # every call validated against its tool
+    calls = followups = 0
+    for ex in examples:
+        request, reply = ex.messages[0].content, ex.messages[1]
+        offered = {t.name for t in ex.tools}
+        assert 1 <= len(offered) <= 4
+        for call in reply.calls:
+            calls += 1
+            assert call.name in offered
+            for value in call.arguments.values():
+                values = value if isinstance(value, list) else [value]
+                for v in values:
+                    if isinstance(v, str):  # copied verbatim, so the model learns to copy
+                        assert v in request, (v, request)
+        if reply.calls and len(ex.messages) > 2:
+            followups += 1  # a tool result, then an answer and not another call
+            assert [m.role for m in ex.messages[2:]] == ["tool"] * len(reply.calls) + ["assistant"]
+            assert not ex.messages[-1].calls
+    assert calls > 150 and followups > 30
+
+
+def test_held_out_examples_offer_only_held_out_tools():
+    held = bank_tools("held-out")
+    names = {t.tool.name for t in held}
+    for d in synthesize_bank(held, 50, seed=1):
+        assert {t["function"]["name"] for t in d["tools"]} <= names
+
+
+def test_a_bad_bank_line_is_refused_with_the_tool_named(tmp_path, monkeypatch):
+    bad = tmp_path / "bank.txt"
+    bad.write_text("[x]\nsend_fax | Send a fax. | number:phone | Fax it please\n")
+    monkeypatch.setattr(toolbank, "BANK_FILE", bad)
+    with pytest.raises(ValueError, match="send_fax.*must name"):
+        load_bank()
+    bad.write_text("[x]\nsend_fax | Send a fax. | number:telex | Fax {number}\n")
+    with pytest.raises(ValueError, match="unknown kind 'telex'"):
+        load_bank()

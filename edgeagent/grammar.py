@@ -83,9 +83,20 @@ def _prepare(node: Any, max_chars: int, ranges: dict[str, str], prefix: str) -> 
     out = {key: _prepare(value, max_chars, ranges, prefix) for key, value in node.items()}
     kind = out.get("type")
     if kind == "string" and not {"pattern", "format", "enum", "const"} & out.keys():
-        out["maxLength"] = min(int(out.get("maxLength", max_chars)), max_chars)
-        if out.get("minLength", 0) > out["maxLength"]:
-            raise GrammarError(f"minLength {out['minLength']} exceeds the string cap {max_chars}")
+        top = min(int(out.get("maxLength", max_chars)), max_chars)
+        low = int(out.get("minLength", 0))
+        if low > top:
+            raise GrammarError(f"minLength {low} exceeds the string cap {max_chars}")
+        # `char{m,n}`, not the converter's n nested optionals: llguidance (the ONNX backend's
+        # grammar engine) refuses that nesting, and it is one rule either way for llama.cpp
+        name = f"{prefix}-string-{len(ranges)}"
+        ranges[name] = f'"\\"" char{{{low},{top}}} "\\"" space'
+        from llama_cpp.llama_grammar import PRIMITIVE_RULES, SPACE_RULE
+
+        # the converter's own texts (another would make it add "char0"); char is made safe later
+        ranges.setdefault("char", PRIMITIVE_RULES["char"].content)
+        ranges.setdefault("space", SPACE_RULE)
+        return {"$ref": f"#/$defs/{name}"}
     elif kind in ("integer", "number") and _has_bounds(out) and "enum" not in out:
         name = f"{prefix}-range-{len(ranges)}"
         ranges[name] = _range_rule(out, integral=kind == "integer") + " space"

@@ -17,3 +17,30 @@ def backend():
     from edgeagent.models import default_model_path
 
     return LlamaCppBackend(default_model_path(), n_ctx=2048)
+
+
+@pytest.fixture(scope="session")
+def hf_tokenizer():
+    """The embedded model's tokenizer as a transformers tokenizer, read from its GGUF (needs the
+    train extra): for tiny models built from a config."""
+    pytest.importorskip("transformers")
+    from edgeagent.models import default_model_path
+    from edgeagent.train.trainer import load_gguf_tokenizer
+
+    return load_gguf_tokenizer(default_model_path())
+
+
+def tiny_model(tokenizer, arch: str = "llama", hidden: int = 64, seed: int = 0):
+    """A two-layer model of the embedded model's family (random weights, peaked logits)."""
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    kw = dict(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=1024, tie_word_embeddings=True, initializer_range=0.2,
+    )  # fmt: skip
+    if arch == "qwen2":
+        return transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**kw))
+    return transformers.LlamaForCausalLM(transformers.LlamaConfig(**kw))

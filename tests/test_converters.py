@@ -22,28 +22,18 @@ from edgeagent.converters.quantize import quantize_gguf  # noqa: E402
 from edgeagent.converters.selfcheck import THRESHOLDS, SelfCheckError  # noqa: E402
 
 from edgeagent.models import default_model_path, inspect_gguf, read_gguf_header  # noqa: E402
+from tests.conftest import tiny_model  # noqa: E402
 
 CHAT = "<|im_start|>user\nStart a 12 minute timer for the pasta<|im_end|>\n<|im_start|>assistant\n"
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    from edgeagent.train.trainer import load_gguf_tokenizer
-
-    path = default_model_path()
-    return load_gguf_tokenizer(path)
+def tokenizer(hf_tokenizer):
+    return hf_tokenizer
 
 
 def tiny(tokenizer, arch: str, hidden: int = 64):
-    torch.manual_seed(0)
-    kw = dict(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=1024, tie_word_embeddings=True, initializer_range=0.2,
-    )  # fmt: skip
-    if arch == "qwen2":
-        return transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**kw))
-    return transformers.LlamaForCausalLM(transformers.LlamaConfig(**kw))
+    return tiny_model(tokenizer, arch, hidden)
 
 
 @pytest.fixture(scope="module")

@@ -24,11 +24,8 @@ from edgeagent.wireformat import ChatRenderer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    from edgeagent.train.trainer import load_gguf_tokenizer
-
-    path = default_model_path()  # the embedded model's own tokenizer, read from its GGUF
-    return load_gguf_tokenizer(path)
+def tokenizer(hf_tokenizer):
+    return hf_tokenizer  # the embedded model's own tokenizer, read from its GGUF
 
 
 @pytest.fixture()

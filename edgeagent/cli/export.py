@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -97,11 +98,44 @@ def gguf(
     if as_json:
         echo_json(result.to_dict())
         return
-    line = f"wrote {result.path} ({quant}, {result.bytes / 1e6:.1f} MB, {result.seconds:.0f} s)"
+    click.echo(_summary(result))
+
+
+@command.command("onnx")
+@click.option("--base", help="GGUF file or HF folder (default: the embedded model).")
+@click.option("--adapter", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--quant", type=click.Choice(["fp32", "int8", "int4"]), default="int4",
+              show_default=True)  # fmt: skip
+@click.option("--block-size", default=32, show_default=True, help="INT4 block size.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Compare with the merged model (top-1 agreement, perplexity).")  # fmt: skip
+@json_option
+def onnx(
+    base: str | None, adapter: Path | None, quant: str, block_size: int, out: Path,
+    check: bool, as_json: bool,
+) -> None:  # fmt: skip
+    """A model (+ an adapter, merged in fp32) -> an ONNX folder (optimum; INT8/INT4 with
+    onnxruntime's quantizers) that `edgeagent run --model DIR` runs, self-checked."""
+    from edgeagent.converters.onnx_export import export_onnx
+
+    if not as_json:
+        click.echo(f"merging, exporting ONNX and quantizing to {quant}…", err=True)
+    result = export_onnx(_base(base), out, adapter, quant, block_size, check)
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        click.echo(_summary(result))
+
+
+def _summary(result: Any) -> str:
+    """One line: the file, its format and size, and the self-check's figures."""
+    size = f"{result.bytes / 1e6:.1f} MB"
+    line = f"wrote {result.path} ({result.quant}, {size}, {result.seconds:.0f} s)"
     if result.check:
         c = result.check
         line += (
             f"; top-1 agreement {c.top1_agreement:.1%} with the merged model, perplexity "
             f"{c.perplexity:.2f} (reference {c.reference_perplexity:.2f})"
         )
-    click.echo(line)
+    return line

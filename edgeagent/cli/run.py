@@ -12,7 +12,9 @@ from edgeagent.cli.common import echo_json, json_option
 
 @click.command("run")
 @click.argument("prompt")
-@click.option("--model", type=click.Path(path_type=Path), help="GGUF file (default: embedded).")
+@click.option(
+    "--model", type=click.Path(path_type=Path), help="GGUF file or ONNX folder (default: embedded)."
+)
 @click.option(
     "--adapter",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -142,6 +142,13 @@ def load_gguf_tokenizer(path: str | Path) -> Any:
             setattr(tokenizer, f"{role}_token", tokenizer.convert_ids_to_tokens(int(token_id)))
     if "tokenizer.ggml.add_bos_token" in fields and hasattr(tokenizer, "add_bos_token"):
         tokenizer.add_bos_token = bool(fields["tokenizer.ggml.add_bos_token"])
+    if fields.get("tokenizer.ggml.model") == "gpt2":
+        # a byte-level BPE decodes with ByteLevel alone; the conversion's chain (ByteFallback,
+        # Fuse, Replace, ByteLevel) decodes the same in transformers but makes llguidance read
+        # "Ġ" as a literal character instead of a space
+        from tokenizers import decoders
+
+        tokenizer.backend_tokenizer.decoder = decoders.ByteLevel()
     return tokenizer
 
 

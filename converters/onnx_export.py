@@ -1,0 +1,149 @@
+"""`edgeagent export onnx`: base (+ adapter, merged in fp32) -> ONNX with past key/values through
+optimum's exporter -> INT8 (onnxruntime's dynamic quantization) or INT4 (onnxruntime's
+MatMulNBits quantizer, block size configurable) -> self-checked against the merged model.
+
+The output is a folder: `model.onnx` (+ its external data), the tokenizer files, `config.json`
+and `edgeagent.json`, which the onnxruntime backend (edgeagent.backends.onnx) runs. Built in a
+hidden folder beside the output and renamed into place only once checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgeagent.converters.hf_gguf import SIDECAR
+from edgeagent.converters.merge import load_merged, save_merged
+from edgeagent.converters.selfcheck import CheckResult, compare, general_ids
+
+from edgeagent.errors import EdgeAgentError
+
+ONNX_QUANTS = ("fp32", "int8", "int4")
+MODEL_FILE = "model.onnx"
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+@dataclass
+class OnnxExport:
+    path: str
+    quant: str
+    bytes: int
+    seconds: float
+    check: CheckResult | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.check:
+            out["check"]["passed"] = self.check.passed
+        return out
+
+
+def export_onnx(
+    base: str | Path,
+    out: str | Path,
+    adapter: str | Path | None = None,
+    quant: str = "int4",
+    block_size: int = 32,
+    check: bool = True,
+) -> OnnxExport:
+    quant = quant.lower()
+    if quant not in ONNX_QUANTS:
+        raise EdgeAgentError(
+            f"unknown ONNX format {quant!r}", hint=f"one of: {', '.join(ONNX_QUANTS)}"
+        )
+    try:
+        from optimum.exporters.onnx import main_export
+    except ImportError:
+        raise EdgeAgentError(
+            "ONNX export needs optimum-onnx and onnxruntime", hint='pip install -e ".[onnx]"'
+        ) from None
+    out = Path(out)
+    start = time.perf_counter()
+    model, tokenizer = load_merged(base, adapter, "float32")
+    work = out.with_name(f".{out.name}.work-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        save_merged(model, tokenizer, work / "hf", base, adapter, "float32")
+        main_export(
+            str(work / "hf"), output=str(work / "fp32"), task="text-generation-with-past",
+            device="cpu", do_validation=False, local_files_only=True,
+        )  # fmt: skip
+        final = work / "final"
+        if quant == "fp32":
+            os.replace(work / "fp32", final)
+        else:
+            quantize_onnx(work / "fp32", final, quant, block_size)
+        for name in (*_TOKENIZER_FILES, SIDECAR, "config.json"):
+            if (work / "hf" / name).exists():
+                shutil.copy2(work / "hf" / name, final / name)
+        _note(final, quant, block_size)
+        result = None
+        if check:
+            ids = general_ids(tokenizer)
+            result = compare(_reference_logits(model, ids), onnx_logits(final, ids), ids, quant)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(final, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    size = sum(f.stat().st_size for f in out.iterdir())
+    return OnnxExport(str(out), quant, size, round(time.perf_counter() - start, 1), result)
+
+
+def quantize_onnx(src: str | Path, dst: str | Path, quant: str, block_size: int = 32) -> Path:
+    """An fp32 ONNX folder -> a copy with its model quantized (int8 or int4)."""
+    src, dst = Path(src), Path(dst)
+    dst.mkdir(parents=True)
+    _quantize(src / MODEL_FILE, dst / MODEL_FILE, quant, block_size)
+    for name in os.listdir(src):
+        if not name.startswith(MODEL_FILE):
+            shutil.copy2(src / name, dst / name)
+    if (dst / SIDECAR).exists():
+        _note(dst, quant, block_size)
+    return dst
+
+
+def _note(folder: Path, quant: str, block_size: int) -> None:
+    """Record the format in the folder's edgeagent.json."""
+    sidecar = json.loads((folder / SIDECAR).read_text())
+    block = block_size if quant == "int4" else None
+    sidecar.update(format="onnx", quant=quant, block_size=block)
+    (folder / SIDECAR).write_text(json.dumps(sidecar, indent=2))
+
+
+def _quantize(src: Path, dst: Path, quant: str, block_size: int) -> None:
+    import onnx
+
+    if quant == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(
+            str(src), str(dst), weight_type=QuantType.QInt8, use_external_data_format=True,
+            op_types_to_quantize=["MatMul"],
+        )  # fmt: skip
+        return
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), block_size=block_size, is_symmetric=True)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(dst), use_external_data_format=True)
+
+
+def _reference_logits(model: Any, ids: list[int]) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0].float().numpy()  # type: ignore[no-any-return]
+
+
+def onnx_logits(folder: str | Path, ids: list[int], threads: int | None = None) -> np.ndarray:
+    """Logits at every position of `ids`, in one onnxruntime pass with an empty past."""
+    from edgeagent.backends.onnx import OnnxModel
+
+    return OnnxModel(folder, threads).forward(ids, past=None)[0][0]

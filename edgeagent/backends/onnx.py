@@ -1,0 +1,231 @@
+"""The onnxruntime backend: an ONNX decoder exported by `edgeagent export onnx` (optimum, with past
+key/values), the HF tokenizer beside it, and grammar-constrained sampling with llguidance.
+
+llguidance takes the same GBNF grammars llama.cpp takes (edgeagent.grammar builds them) and
+gives a token mask per step. As in the llama.cpp backend, the token chosen without the grammar
+is checked alone first, and the whole-vocabulary mask is computed only when it is rejected.
+The KV cache of the longest prefix shared with the previous call is reused (sliced), so a
+multi-turn conversation does not evaluate its history again.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeagent.backends import GenerationStats, SamplingParams
+from edgeagent.backends.llamacpp import _Chooser, _run_length, default_threads
+from edgeagent.errors import ContextOverflowError, GrammarError, ModelFileError
+
+MODEL_FILE = "model.onnx"
+
+
+class OnnxModel:
+    """One onnxruntime session over an optimum decoder; `forward` runs tokens after a past."""
+
+    def __init__(self, folder: str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        folder = Path(folder)
+        for name in (MODEL_FILE, "config.json"):
+            if not (folder / name).exists():
+                raise ModelFileError(
+                    f"{folder} is not an ONNX model folder ({name} is missing)",
+                    hint="make one with: edgeagent export onnx --out DIR",
+                )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(
+                str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ModelFileError(
+                f"{folder / MODEL_FILE}: onnxruntime cannot load it ({exc})"
+            ) from None
+        config = json.loads((folder / "config.json").read_text())
+        n_head = int(config["num_attention_heads"])
+        self.n_kv = int(config.get("num_key_value_heads", n_head))
+        self.head_dim = int(config.get("head_dim") or config["hidden_size"] // n_head)
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        self.past_names = [n for n in inputs if n.startswith("past_key_values.")]
+        self.has_positions = "position_ids" in inputs
+        kind = inputs[self.past_names[0]].type if self.past_names else "tensor(float)"
+        self.dtype = np.float16 if "float16" in kind else np.float32
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def forward(
+        self, ids: list[int], past: dict[str, np.ndarray] | None, start: int = 0
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(logits [1, len(ids), vocab], the new past) for `ids` at positions start.."""
+        total = start + len(ids)
+        feed: dict[str, np.ndarray] = {
+            "input_ids": np.array([ids], dtype=np.int64),
+            "attention_mask": np.ones((1, total), dtype=np.int64),
+        }
+        if self.has_positions:
+            feed["position_ids"] = np.arange(start, total, dtype=np.int64)[None]
+        empty = np.zeros((1, self.n_kv, 0, self.head_dim), dtype=self.dtype)
+        for name in self.past_names:
+            feed[name] = past[name] if past else empty
+        outputs = self.session.run(None, feed)
+        present = {}
+        for name, value in zip(self.output_names[1:], outputs[1:], strict=True):
+            present[name.replace("present.", "past_key_values.", 1)] = value
+        return outputs[0], present
+
+
+class OnnxBackend:
+    """The Backend protocol over an ONNX model folder."""
+
+    name = "onnxruntime"
+
+    def __init__(self, folder: str | Path, n_ctx: int = 2048, n_threads: int | None = None) -> None:
+        from tokenizers import Tokenizer
+
+        folder = Path(folder)
+        self.model = OnnxModel(folder, n_threads)
+        self.model_path = str(folder)
+        self.n_ctx = n_ctx
+        tokenizer_file = folder / "tokenizer.json"
+        if not tokenizer_file.exists():
+            raise ModelFileError(f"{folder}: tokenizer.json is missing")
+        self._tokenizer_json = tokenizer_file.read_text(encoding="utf-8")
+        self.tokenizer = Tokenizer.from_str(self._tokenizer_json)
+        config = _read(folder / "tokenizer_config.json")
+        self._template = config.get("chat_template") or _text(folder / "chat_template.jinja")
+        self._bos, self._eos = _token(config.get("bos_token")), _token(config.get("eos_token"))
+        eos = self.tokenizer.token_to_id(self._eos) if self._eos else None
+        model_eos = _read(folder / "config.json").get("eos_token_id")
+        ends = model_eos if isinstance(model_eos, list) else [model_eos]
+        self._eog = {t for t in [eos, *ends] if t is not None}
+        self._ll: Any = None
+        self._cache: list[int] = []  # the tokens whose keys/values self._past holds
+        self._past: dict[str, np.ndarray] | None = None
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def chat_template(self) -> str | None:
+        return self._template
+
+    def special_tokens(self) -> tuple[str, str]:
+        return self._bos, self._eos
+
+    @property
+    def ll_tokenizer(self) -> Any:
+        """llguidance's view of the tokenizer (about a second to build; built once)."""
+        if self._ll is None:
+            import llguidance
+
+            self._ll = llguidance.LLTokenizer(self._tokenizer_json, eos_token=min(self._eog))
+        return self._ll
+
+    def _matcher(self, grammar: str) -> Any:
+        import llguidance
+
+        grammar_def = llguidance.grammar_from("gbnf", grammar)
+        matcher = llguidance.LLMatcher(self.ll_tokenizer, grammar_def)
+        if matcher.is_error():
+            raise GrammarError(f"llguidance rejected the tool-call grammar: {matcher.get_error()}")
+        return matcher
+
+    def check_grammar(self, text: str) -> None:
+        self._matcher(text)
+
+    def generate(
+        self,
+        prompt: list[int],
+        *,
+        grammar: str | None,
+        sampling: SamplingParams,
+        max_tokens: int,
+        stats: GenerationStats,
+    ) -> Iterator[str]:
+        from llguidance.numpy import (
+            allocate_token_bitmask,
+            apply_token_bitmask_inplace,
+            fill_next_token_bitmask,
+        )
+
+        if len(prompt) >= self.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt has {len(prompt)} tokens; n_ctx is {self.n_ctx}"
+            )
+        stats.prompt_tokens = len(prompt)
+        shared = min(_run_length(self._cache, 0, prompt, 0), len(prompt) - 1)
+        stats.cached_tokens = shared
+        past = (
+            {k: v[:, :, :shared] for k, v in self._past.items()} if shared and self._past else None
+        )
+        matcher = self._matcher(grammar) if grammar else None
+        bitmask = allocate_token_bitmask(1, self.ll_tokenizer.vocab_size)
+        choose = _Chooser(sampling, 0)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        ids = list(prompt)
+        start = time.perf_counter()
+        first_at = 0.0
+        stats.stop_reason = "length"
+        try:
+            logits, self._past = self.model.forward(prompt[shared:], past, start=shared)
+            self._cache = list(prompt)
+            while True:
+                row = logits[0, -1].astype(np.float32)
+                history = np.array(ids)
+                token = choose(row, history)
+                if matcher is not None and matcher.validate_tokens([token]) != 1:
+                    fill_next_token_bitmask(matcher, bitmask)
+                    masked = row[None].copy()
+                    apply_token_bitmask_inplace(masked, bitmask)
+                    token = choose(masked[0], history)
+                if not first_at:
+                    first_at = time.perf_counter()
+                    stats.prompt_eval_s = first_at - start
+                if token in self._eog:
+                    stats.stop_reason = "eos"
+                    break
+                if matcher is not None:
+                    matcher.consume_token(token)
+                stats.completion_tokens += 1
+                piece = decoder.decode(self._piece(token))
+                if piece:
+                    yield piece
+                if stats.completion_tokens >= max_tokens or len(ids) + 1 >= self.n_ctx:
+                    break
+                logits, self._past = self.model.forward([token], self._past, start=len(ids))
+                ids.append(token)
+                self._cache = list(ids)
+        except GeneratorExit:
+            stats.stop_reason = "stopped"
+            raise
+        finally:
+            if first_at:
+                stats.decode_s = time.perf_counter() - first_at
+
+    def _piece(self, token: int) -> bytes:
+        return bytes(self.ll_tokenizer.decode_bytes([token]))
+
+
+def is_onnx_folder(path: str | Path) -> bool:
+    return Path(path).is_dir() and (Path(path) / MODEL_FILE).exists()
+
+
+def _read(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _text(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.exists() else None
+
+
+def _token(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("content", ""))
+    return str(value or "")

@@ -1,0 +1,113 @@
+"""ONNX export (optimum, onnxruntime's INT8/INT4 quantizers) and the onnxruntime backend with
+llguidance grammars, on a tiny model; skipped without the train and onnx extras."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("optimum.exporters.onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("llguidance")
+
+from edgeagent.converters.onnx_export import export_onnx, onnx_logits, quantize_onnx  # noqa: E402
+
+from edgeagent import Agent  # noqa: E402
+from edgeagent.backends import GenerationStats, SamplingParams  # noqa: E402
+from edgeagent.backends.onnx import OnnxBackend  # noqa: E402
+from edgeagent.demo_tools import DEMO_TOOLS  # noqa: E402
+from edgeagent.errors import ModelFileError  # noqa: E402
+from tests.conftest import tiny_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def hf_dir(hf_tokenizer, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-hf")
+    tiny_model(hf_tokenizer).save_pretrained(folder)
+    hf_tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported(hf_dir, tmp_path_factory):
+    return export_onnx(hf_dir, tmp_path_factory.mktemp("onnx") / "fp32", quant="fp32")
+
+
+@pytest.fixture(scope="module")
+def onnx_dirs(exported, tmp_path_factory):
+    root = tmp_path_factory.mktemp("onnx-q")
+    out = {"fp32": exported.path}
+    for quant in ("int8", "int4"):
+        out[quant] = str(quantize_onnx(exported.path, root / quant, quant, block_size=32))
+    return out
+
+
+def size(folder):
+    return sum(f.stat().st_size for f in Path(folder).iterdir())
+
+
+def test_fp32_export_agrees_with_the_reference(exported):
+    check = exported.check
+    assert check is not None and check.passed and check.top1_agreement >= 0.99
+    assert abs(check.perplexity / check.reference_perplexity - 1) < 0.01
+    assert not list(Path(exported.path).parent.glob(".*"))  # no work folder left
+
+
+def test_int8_and_int4_are_smaller_and_run(onnx_dirs, hf_tokenizer):
+    assert size(onnx_dirs["int4"]) < size(onnx_dirs["int8"]) < size(onnx_dirs["fp32"])
+    ids = hf_tokenizer("The river runs past the old mill", add_special_tokens=False)["input_ids"]
+    ref = onnx_logits(onnx_dirs["fp32"], ids)
+    for quant in ("int8", "int4"):
+        got = onnx_logits(onnx_dirs[quant], ids)
+        assert got.shape == ref.shape and np.isfinite(got).all()
+        sidecar = json.loads((Path(onnx_dirs[quant]) / "edgeagent.json").read_text())
+        assert sidecar["format"] == "onnx" and sidecar["quant"] == quant
+
+
+def test_the_kv_cache_gives_the_logits_of_a_full_pass(onnx_dirs, hf_tokenizer):
+    from edgeagent.backends.onnx import OnnxModel
+
+    model = OnnxModel(onnx_dirs["fp32"])
+    ids = hf_tokenizer("Computers store numbers in binary", add_special_tokens=False)["input_ids"]
+    full, _ = model.forward(ids, None)
+    head, past = model.forward(ids[:-2], None)
+    tail, _ = model.forward(ids[-2:], past, start=len(ids) - 2)
+    assert np.allclose(full[0, -2:], tail[0], atol=1e-4)
+
+
+def test_the_agent_makes_a_valid_call_on_onnx_under_the_grammar(onnx_dirs):
+    # a random model writes whatever the grammar lets it: a call the schema admits
+    agent = Agent(DEMO_TOOLS, model=onnx_dirs["int4"], tool_choice="required", max_steps=1)
+    result = agent.run("Start a 12 minute timer for the pasta")
+    assert result.tool_calls, result.problems
+    call = result.tool_calls[0]
+    tool = next(t for t in DEMO_TOOLS if t.name == call.name)
+    tool.validate(call.arguments)  # what the grammar admitted, pydantic accepts
+    assert agent.backend.name == "onnxruntime"
+
+
+def test_a_shared_prefix_is_not_evaluated_again(onnx_dirs):
+    backend = OnnxBackend(onnx_dirs["fp32"])
+    prompt = backend.tokenize("<|im_start|>user\nhello there<|im_end|>\n<|im_start|>assistant\n")
+    first, second = GenerationStats(), GenerationStats()
+    a = "".join(backend.generate(prompt, grammar=None, sampling=SamplingParams(),
+                                 max_tokens=8, stats=first))  # fmt: skip
+    b = "".join(backend.generate(prompt, grammar=None, sampling=SamplingParams(),
+                                 max_tokens=8, stats=second))  # fmt: skip
+    assert a == b and first.cached_tokens == 0 and second.cached_tokens == len(prompt) - 1
+
+
+def test_a_folder_without_a_model_or_a_corrupt_model_is_refused(onnx_dirs, tmp_path):
+    with pytest.raises(ModelFileError, match="model.onnx is missing"):
+        OnnxBackend(tmp_path)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.json", "tokenizer.json"):
+        (broken / name).write_text((Path(onnx_dirs["fp32"]) / name).read_text())
+    (broken / "model.onnx").write_bytes(b"\x08\x07not a protobuf")
+    with pytest.raises(ModelFileError, match="onnxruntime cannot load it"):
+        OnnxBackend(broken)

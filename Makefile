@@ -38,7 +38,7 @@ ADAPTER_DIR := build/default-adapter
 adapter: $(TRAIN)
 	$(BIN)/edgeagent data synth --bank train --n 900 --seed 1 --max-offered 4 --out $(ADAPTER_DIR)/train.jsonl
 	$(BIN)/edgeagent train --config edgeagent/train/configs/default-adapter.toml
-	$(BIN)/edgeagent export lora $(ADAPTER_DIR)/peft --out edgeagent/data/default-adapter.gguf
+	$(BIN)/edgeagent export lora $(ADAPTER_DIR)/peft --dtype f16 --out edgeagent/data/default-adapter.gguf
 
 install: $(STAMP)
 

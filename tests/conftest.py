@@ -11,12 +11,34 @@ def _isolated_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def backend():
-    """The embedded default model, loaded once for all tests that run it."""
+def llama_backend():
+    """The embedded default model in llama.cpp, loaded once for all tests that run it."""
     from edgeagent.backends.llamacpp import LlamaCppBackend
     from edgeagent.models import default_model_path
 
     return LlamaCppBackend(default_model_path(), n_ctx=2048)
+
+
+@pytest.fixture(scope="session")
+def onnx_backend(tmp_path_factory):
+    """The embedded default model exported to ONNX INT4 (edgeagent export onnx), in
+    onnxruntime; needs the train and onnx extras."""
+    pytest.importorskip("optimum.exporters.onnx")
+    pytest.importorskip("llguidance")
+    from edgeagent.converters.onnx_export import export_onnx
+
+    from edgeagent.backends.onnx import OnnxBackend
+    from edgeagent.models import default_model_path
+
+    out = tmp_path_factory.mktemp("embedded") / "int4"
+    export_onnx(default_model_path(), out, quant="int4", check=False)
+    return OnnxBackend(out, n_ctx=2048)
+
+
+@pytest.fixture(scope="session", params=["llama", "onnx"])
+def backend(request):
+    """The same agent tests run on both backends."""
+    return request.getfixturevalue(f"{request.param}_backend")
 
 
 @pytest.fixture(scope="session")

@@ -79,3 +79,28 @@ def test_run_prints_answer_and_summary():
     proc = cli("run", "What is 12 times 7?")
     assert proc.stdout.strip()
     assert "step(s)" in proc.stderr and "tok/s" in proc.stderr
+
+
+@pytest.mark.model
+def test_the_shipped_adapter_makes_the_demo_prompt_call_the_timer():
+    """Issue 4's acceptance: with the general adapter (the default), tool_choice auto."""
+    from edgeagent.models import DEFAULT_ADAPTER
+
+    assert DEFAULT_ADAPTER.exists(), "the shipped adapter is missing: make adapter"
+    out = json.loads(cli("run", "Start a 12 minute timer for the pasta", "--json").stdout)
+    call = out["tool_calls"][0]
+    assert call["name"] == "set_timer" and call["arguments"]["minutes"] == 12
+    bare = json.loads(
+        cli("run", "--no-adapter", "Start a 12 minute timer for the pasta", "--json").stdout
+    )
+    assert not bare["tool_calls"]  # the bare 135M model answers in prose instead
+
+
+def test_the_default_adapter_applies_to_the_embedded_model_only(tmp_path):
+    from edgeagent import Agent
+    from edgeagent.models import DEFAULT_ADAPTER
+
+    assert Agent(DEMO_TOOLS).adapter == DEFAULT_ADAPTER
+    assert Agent(DEMO_TOOLS, adapter=None).adapter is None
+    assert Agent(DEMO_TOOLS, model=tmp_path / "other.gguf").adapter is None
+    assert Agent(DEMO_TOOLS, adapter=tmp_path / "mine.gguf").adapter == tmp_path / "mine.gguf"

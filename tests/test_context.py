@@ -77,41 +77,46 @@ def test_scripted_long_conversation_stays_in_budget():
 
 
 @pytest.mark.model
-def test_context_shift_gives_the_same_continuation_as_a_fresh_prefill(backend):
-    agent = Agent([], backend=backend, tool_choice="none")
+def test_context_shift_gives_the_same_continuation_as_a_fresh_prefill(llama_backend):
+    agent = Agent([], backend=llama_backend, tool_choice="none")
     turns = [Message("user", f"Tell me fact number {i} about the sea.") for i in range(4)]
     history = []
     for t in turns:
         history += [t, Message("assistant", "The sea is large and deep.")]
     question = [Message("user", "Summarize what you said.")]
-    full = backend.tokenize(agent.render(history + question))
-    shortened = backend.tokenize(agent.render(history[4:] + question))
+    full = llama_backend.tokenize(agent.render(history + question))
+    shortened = llama_backend.tokenize(agent.render(history[4:] + question))
     greedy = SamplingParams()
 
     def continuation(prompt):
         return "".join(
-            backend.generate(
+            llama_backend.generate(
                 prompt, grammar=None, sampling=greedy, max_tokens=12, stats=GenerationStats()
             )
         )
 
     continuation(full)  # fills the cache with the whole history
-    shifts = backend.shifts
+    shifts = llama_backend.shifts
     stats = GenerationStats()
     shifted = "".join(
-        backend.generate(shortened, grammar=None, sampling=greedy, max_tokens=12, stats=stats)
+        llama_backend.generate(shortened, grammar=None, sampling=greedy, max_tokens=12, stats=stats)
     )
-    assert backend.shifts == shifts + 1
+    assert llama_backend.shifts == shifts + 1
     assert stats.cached_tokens > len(shortened) - 20  # only the tail was evaluated
-    backend._llm.reset()
+    llama_backend._llm.reset()
     assert continuation(shortened) == shifted
 
 
 @pytest.mark.model
-def test_200_turns_in_2048_tokens_and_a_fact_from_turn_3_recalled_at_turn_150(backend):
+def test_200_turns_in_2048_tokens_and_a_fact_from_turn_3_recalled_at_turn_150(llama_backend):
     window = WindowSettings(recall_k=2, recall_chars=240)
     agent = Agent(
-        DEMO_TOOLS, backend=backend, tool_choice="none", max_tokens=6, max_steps=1, window=window
+        DEMO_TOOLS,
+        backend=llama_backend,
+        tool_choice="none",
+        max_tokens=6,
+        max_steps=1,
+        window=window,
     )
     session = agent.session()
     fact = "Remember this: my locker code is 4417."
@@ -129,4 +134,4 @@ def test_200_turns_in_2048_tokens_and_a_fact_from_turn_3_recalled_at_turn_150(ba
             assert "4417" in user.recalled  # recalled from memory, long after eviction
             assert "4417" in agent.render(session.window.visible(session.messages))
     assert session.window.evicted_turns > 150
-    assert backend.shifts > 0
+    assert llama_backend.shifts > 0

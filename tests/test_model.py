@@ -41,7 +41,7 @@ def test_sampled_replies_under_the_grammar_always_parse_and_validate(backend, se
     assert_calls_valid(result)
 
 
-def test_llama_cpp_accepts_the_grammars(backend):
+def test_the_backend_accepts_the_grammars(backend):
     for allow_calls in (True, False):
         backend.check_grammar(build_grammar(DEMO_TOOLS, allow_calls=allow_calls))
 

@@ -183,7 +183,7 @@ def test_shipped_configs_load_and_validate():
     assert {p.suffix for p in configs} == {".toml", ".yaml"}
     for path in configs:
         cfg = load_config(path)
-        assert cfg.lora.rank > 0 and cfg.lora.mask in ("assistant", "selector", "arguments")
+        assert cfg.lora.rank > 0 and cfg.lora.mask in ("assistant", "calls", "selector", "arguments")
 
 
 def test_config_overrides_and_unknown_keys(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from hypothesis import given, settings
@@ -17,7 +18,7 @@ transformers = pytest.importorskip("transformers")
 from edgeagent.demo_tools import DEMO_TOOLS  # noqa: E402
 from edgeagent.models import default_model_path  # noqa: E402
 from edgeagent.train.data import parse_example  # noqa: E402
-from edgeagent.train.render import IGNORE, render_example  # noqa: E402
+from edgeagent.train.render import IGNORE, MaskKind, render_example  # noqa: E402
 from edgeagent.train.synth import synthesize  # noqa: E402
 from edgeagent.train.trainer import LoraSettings, encode, train_lora  # noqa: E402
 from edgeagent.wireformat import ChatRenderer  # noqa: E402
@@ -183,7 +184,7 @@ def test_shipped_configs_load_and_validate():
     assert {p.suffix for p in configs} == {".toml", ".yaml"}
     for path in configs:
         cfg = load_config(path)
-        assert cfg.lora.rank > 0 and cfg.lora.mask in ("assistant", "calls", "selector", "arguments")
+        assert cfg.lora.rank > 0 and cfg.lora.mask in get_args(MaskKind)
 
 
 def test_config_overrides_and_unknown_keys(tmp_path):

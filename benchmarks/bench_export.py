@@ -1,6 +1,7 @@
 """Export formats for the embedded model fine-tuned with an adapter: for GGUF F16 / Q8_0 / Q4_K_M /
-Q4_0 and ONNX INT8 / INT4, the export time, size, top-1 agreement and perplexity against the
-merged fp32 model (the self-check), and the decode speed in the agent (llama.cpp vs onnxruntime,
+Q4_0 and ONNX INT8 / INT4, the export time (without the self-check), size, top-1 agreement and
+perplexity against the merged fp32 model (the self-check's figures, and whether its threshold
+passes), and the decode speed in the agent (llama.cpp vs onnxruntime,
 same prompt, same threads). Then the two ways to ship a fine-tune, compared on quality and speed:
 the GGUF LoRA adapter on the embedded Q4_1 base vs the merged model requantized. Prints JSON.
 
@@ -20,9 +21,17 @@ from pathlib import Path
 
 os.environ.setdefault("EDGEAGENT_HOME", tempfile.mkdtemp(prefix="edgeagent-bench-"))
 
+import torch  # noqa: E402
 from edgeagent.converters.lora_gguf import export_lora_gguf  # noqa: E402
-from edgeagent.converters.onnx_export import export_onnx  # noqa: E402
+from edgeagent.converters.merge import load_merged  # noqa: E402
+from edgeagent.converters.onnx_export import export_onnx, onnx_logits  # noqa: E402
 from edgeagent.converters.pipeline import export_gguf  # noqa: E402
+from edgeagent.converters.selfcheck import (  # noqa: E402
+    SelfCheckError,
+    compare,
+    general_ids,
+    self_check,
+)
 from quality import score_examples  # noqa: E402
 
 from edgeagent import Agent  # noqa: E402
@@ -58,12 +67,19 @@ def main() -> None:
     report: dict = {"base": "SmolLM2-135M-Instruct Q4_1 (embedded)", "adapter": str(args.adapter),
                     "threads": default_threads(), "formats": {}}  # fmt: skip
     with contextlib.redirect_stdout(sys.stderr):
+        model, tokenizer = load_merged(base, args.adapter)  # the fp32 reference
+        ids = general_ids(tokenizer)
+        with torch.no_grad():
+            reference = model(torch.tensor([ids])).logits[0].float().numpy()
         for quant in ("f16", "q8_0", "q4_k_m", "q4_0"):
-            r = export_gguf(base, out / f"{quant}.gguf", args.adapter, quant)
-            report["formats"][f"gguf_{quant}"] = {**_row(r), **decode_speed(r.path)}
+            r = export_gguf(base, out / f"{quant}.gguf", args.adapter, quant, check=False)
+            check = _checked(lambda: self_check(r.path, model, tokenizer, quant))  # noqa: B023
+            report["formats"][f"gguf_{quant}"] = {**_row(r, check), **decode_speed(r.path)}
         for quant in ("int8", "int4"):
-            r = export_onnx(base, out / f"onnx-{quant}", args.adapter, quant)
-            report["formats"][f"onnx_{quant}"] = {**_row(r), **decode_speed(r.path)}
+            r = export_onnx(base, out / f"onnx-{quant}", args.adapter, quant, check=False)
+            got = onnx_logits(r.path, ids)
+            check = _checked(lambda: compare(reference, got, ids, quant))  # noqa: B023
+            report["formats"][f"onnx_{quant}"] = {**_row(r, check), **decode_speed(r.path)}
         lora = export_lora_gguf(args.adapter, base, out / "adapter.gguf", "f16").path
         held = [parse_example(d) for d in synthesize_bank(bank_tools("held-out"), args.cases, 99)]
         ship: dict = {}
@@ -86,11 +102,20 @@ def main() -> None:
     print(json.dumps(report, indent=2))
 
 
-def _row(result) -> dict:
-    c = result.check
+def _checked(run) -> tuple:
+    """(the check's figures, whether the export's self-check passes them)."""
+    try:
+        return run(), True
+    except SelfCheckError as exc:
+        return exc.result, False
+
+
+def _row(result, checked) -> dict:
+    c, passed = checked
     return {
         "bytes": result.bytes, "export_s": result.seconds, "top1_agreement": c.top1_agreement,
         "perplexity": c.perplexity, "reference_perplexity": c.reference_perplexity,
+        "threshold": c.threshold, "self_check_passes": passed,
     }  # fmt: skip
 
 

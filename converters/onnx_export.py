@@ -13,35 +13,20 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from edgeagent.converters.hf_gguf import SIDECAR
 from edgeagent.converters.merge import load_merged, save_merged
-from edgeagent.converters.selfcheck import CheckResult, compare, general_ids
+from edgeagent.converters.pipeline import ExportResult
+from edgeagent.converters.selfcheck import compare, general_ids
 
 from edgeagent.errors import EdgeAgentError
 
 ONNX_QUANTS = ("fp32", "int8", "int4")
 MODEL_FILE = "model.onnx"
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-
-
-@dataclass
-class OnnxExport:
-    path: str
-    quant: str
-    bytes: int
-    seconds: float
-    check: CheckResult | None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        if self.check:
-            out["check"]["passed"] = self.check.passed
-        return out
 
 
 def export_onnx(
@@ -51,7 +36,7 @@ def export_onnx(
     quant: str = "int4",
     block_size: int = 32,
     check: bool = True,
-) -> OnnxExport:
+) -> ExportResult:
     quant = quant.lower()
     if quant not in ONNX_QUANTS:
         raise EdgeAgentError(
@@ -93,7 +78,7 @@ def export_onnx(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     size = sum(f.stat().st_size for f in out.iterdir())
-    return OnnxExport(str(out), quant, size, round(time.perf_counter() - start, 1), result)
+    return ExportResult(str(out), quant, size, round(time.perf_counter() - start, 1), result)
 
 
 def quantize_onnx(src: str | Path, dst: str | Path, quant: str, block_size: int = 32) -> Path:

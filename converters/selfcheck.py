@@ -21,10 +21,6 @@ from edgeagent.errors import EdgeAgentError
 THRESHOLDS = {"f32": 0.99, "f16": 0.99, "bf16": 0.99, "q8_0": 0.97, "fp32": 0.99, "int8": 0.97}
 
 
-class SelfCheckError(EdgeAgentError):
-    """The export disagrees with its source more than its format allows."""
-
-
 @dataclass
 class CheckResult:
     quant: str
@@ -37,6 +33,14 @@ class CheckResult:
     @property
     def passed(self) -> bool:
         return self.threshold is None or self.top1_agreement >= self.threshold
+
+
+class SelfCheckError(EdgeAgentError):
+    """The export disagrees with its source more than its format allows."""
+
+    def __init__(self, message: str, result: CheckResult, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.result = result  # the figures, for whoever wants to report them
 
 
 def general_text() -> str:
@@ -94,6 +98,7 @@ def compare(
         raise SelfCheckError(
             f"{what}: top-1 agreement with the reference is {agreement:.1%}, below the "
             f"{threshold:.0%} a {quant} export must reach",
+            result,
             hint="the export is wrong (or the base's tokenizer/weights did not carry over)",
         )
     return result

@@ -1,7 +1,7 @@
-"""Export formats for the embedded model fine-tuned with an adapter: for GGUF F16 / Q8_0 / Q4_K_M /
-Q4_0 and ONNX INT8 / INT4, the export time (without the self-check), size, top-1 agreement and
-perplexity against the merged fp32 model (the self-check's figures, and whether its threshold
-passes), and the decode speed in the agent (llama.cpp vs onnxruntime,
+"""Export formats for the embedded model fine-tuned with an adapter: for GGUF F16 / Q8_0 /
+Q4_K_M / Q4_0 and ONNX INT8 / INT8-dynamic / INT4, the export time (without the self-check),
+size, top-1 agreement and perplexity against the merged fp32 model (the self-check's figures,
+and whether its threshold passes), and the decode speed in the agent (llama.cpp vs onnxruntime,
 same prompt, same threads). Then the two ways to ship a fine-tune, compared on quality and speed:
 the GGUF LoRA adapter on the embedded Q4_1 base vs the merged model requantized. Prints JSON.
 
@@ -75,7 +75,7 @@ def main() -> None:
             r = export_gguf(base, out / f"{quant}.gguf", args.adapter, quant, check=False)
             check = _checked(lambda: self_check(r.path, model, tokenizer, quant))  # noqa: B023
             report["formats"][f"gguf_{quant}"] = {**_row(r, check), **decode_speed(r.path)}
-        for quant in ("int8", "int4"):
+        for quant in ("int8", "int8-dynamic", "int4"):
             r = export_onnx(base, out / f"onnx-{quant}", args.adapter, quant, check=False)
             got = onnx_logits(r.path, ids)
             check = _checked(lambda: compare(reference, got, ids, quant))  # noqa: B023

@@ -18,7 +18,15 @@ import numpy as np
 
 from edgeagent.errors import EdgeAgentError
 
-THRESHOLDS = {"f32": 0.99, "f16": 0.99, "bf16": 0.99, "q8_0": 0.97, "fp32": 0.99, "int8": 0.97}
+THRESHOLDS = {
+    "f32": 0.99,
+    "f16": 0.99,
+    "bf16": 0.99,
+    "q8_0": 0.97,
+    "fp32": 0.99,
+    "int8": 0.97,
+    "int8-dynamic": 0.97,
+}
 
 
 @dataclass

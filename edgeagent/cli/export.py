@@ -104,9 +104,11 @@ def gguf(
 @command.command("onnx")
 @click.option("--base", help="GGUF file or HF folder (default: the embedded model).")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--quant", type=click.Choice(["fp32", "int8", "int4"]), default="int4",
-              show_default=True)  # fmt: skip
-@click.option("--block-size", default=32, show_default=True, help="INT4 block size.")
+@click.option("--quant", type=click.Choice(["fp32", "int8", "int8-dynamic", "int4"]),
+              default="int4", show_default=True,
+              help="int8/int4: weights in blocks (MatMulNBits); int8-dynamic: onnxruntime's "
+              "dynamic quantization.")  # fmt: skip
+@click.option("--block-size", default=32, show_default=True, help="INT8/INT4 block size.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Compare with the merged model (top-1 agreement, perplexity).")  # fmt: skip

@@ -188,7 +188,10 @@ class Agent:
         self.model = model
         # DualTune: a selector adapter, then the chosen tool's argument adapter, per reply
         self.decoupled = DecoupledAdapters.load(decoupled) if decoupled else None
-        if adapter == "default":  # the shipped general adapter, on the embedded model only
+        # The shipped general adapter, on the embedded model only. It decides whether and how
+        # to call (trained with the "calls" mask); answers are the base model's own words.
+        self._base_answers = adapter == "default"
+        if adapter == "default":
             adapter = None if self.decoupled or backend else default_adapter_path(model)
         # a GGUF LoRA adapter applied on the model (edgeagent export lora); None: the bare model
         self.adapter: Path | None = Path(adapter) if adapter else None
@@ -438,6 +441,9 @@ class Session:
                 stats=stats,
             )
             return
+        if agent.adapter and agent._base_answers and agent.constrained:
+            yield from self._calls_by_adapter(prompt, tools, allow_answer, allow_calls, room, stats)
+            return
         if agent.decoupled:
             backend.set_adapters({})  # type: ignore[attr-defined]  # answers: the base model
         grammar = agent.grammar(allow_answer, allow_calls, tools) if agent.constrained else None
@@ -448,6 +454,38 @@ class Session:
             max_tokens=min(agent.max_tokens, room),
             stats=stats,
         )
+
+    def _calls_by_adapter(
+        self,
+        prompt: list[int],
+        tools: list[Tool],
+        allow_answer: bool,
+        allow_calls: bool,
+        room: int,
+        stats: GenerationStats,
+    ) -> Generator[str, None, None]:
+        """The reply under the tool-call adapter until it shows a call or an answer; a call is
+        finished by the adapter, an answer is written again by the base model (adapter off).
+        Each switch costs one prompt evaluation (llama.cpp drops the KV cache)."""
+        agent = self.agent
+        backend: Any = agent.backend
+        kw = {"sampling": agent.sampling, "max_tokens": min(agent.max_tokens, room), "stats": stats}
+        if allow_calls:
+            backend.set_adapters({"adapter": 1.0})
+            grammar = agent.grammar(allow_answer, True, tools)
+            pieces = backend.generate(prompt, grammar=grammar, **kw)
+            text = ""
+            for piece in pieces:
+                text += piece
+                if text.startswith(CALL_OPEN):
+                    yield text
+                    yield from pieces
+                    return
+                if not CALL_OPEN.startswith(text):
+                    break  # an answer: the base model writes it
+            pieces.close()
+        backend.set_adapters({})
+        yield from backend.generate(prompt, grammar=agent.grammar(True, False, tools), **kw)
 
     def _execute(self, call: ToolCall) -> ToolCallRecord:
         tool = self.agent._tool_map.get(call.name)

@@ -104,3 +104,16 @@ def test_the_default_adapter_applies_to_the_embedded_model_only(tmp_path):
     assert Agent(DEMO_TOOLS, adapter=None).adapter is None
     assert Agent(DEMO_TOOLS, model=tmp_path / "other.gguf").adapter is None
     assert Agent(DEMO_TOOLS, adapter=tmp_path / "mine.gguf").adapter == tmp_path / "mine.gguf"
+
+
+@pytest.mark.model
+def test_with_the_shipped_adapter_the_base_model_words_the_answer_from_the_result():
+    """The adapter decides the call; the answer after the result is the base model's, and it
+    uses the result (the adapter alone answered "OK, done.")."""
+    import re
+
+    out = json.loads(cli("run", "What time is it?", "--json").stdout)
+    assert out["tool_calls"][0]["name"] == "current_time"
+    result = out["tool_calls"][0]["result"]
+    numbers = set(re.findall(r"\d{2,}", result))
+    assert numbers & set(re.findall(r"\d{2,}", out["answer"])), (result, out["answer"])

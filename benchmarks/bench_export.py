@@ -21,7 +21,6 @@ from pathlib import Path
 
 os.environ.setdefault("EDGEAGENT_HOME", tempfile.mkdtemp(prefix="edgeagent-bench-"))
 
-import torch  # noqa: E402
 from edgeagent.converters.lora_gguf import export_lora_gguf  # noqa: E402
 from edgeagent.converters.merge import load_merged  # noqa: E402
 from edgeagent.converters.onnx_export import export_onnx, onnx_logits  # noqa: E402
@@ -30,6 +29,7 @@ from edgeagent.converters.selfcheck import (  # noqa: E402
     SelfCheckError,
     compare,
     general_ids,
+    reference_logits,
     self_check,
 )
 from quality import score_examples  # noqa: E402
@@ -69,8 +69,7 @@ def main() -> None:
     with contextlib.redirect_stdout(sys.stderr):
         model, tokenizer = load_merged(base, args.adapter)  # the fp32 reference
         ids = general_ids(tokenizer)
-        with torch.no_grad():
-            reference = model(torch.tensor([ids])).logits[0].float().numpy()
+        reference = reference_logits(model, ids)
         for quant in ("f16", "q8_0", "q4_k_m", "q4_0"):
             r = export_gguf(base, out / f"{quant}.gguf", args.adapter, quant, check=False)
             check = _checked(lambda: self_check(r.path, model, tokenizer, quant))  # noqa: B023

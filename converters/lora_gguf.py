@@ -26,6 +26,7 @@ from edgeagent.converters.hf_gguf import permute_rows
 
 from edgeagent.errors import EdgeAgentError
 from edgeagent.models import inspect_gguf, read_gguf_header
+from edgeagent.paths import swap_in
 
 _PEFT_KEY = re.compile(
     r"^base_model\.model\.(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$"
@@ -164,9 +165,7 @@ def export_decoupled(
             done.append(export_lora_gguf(adapter_dir / sub, base_gguf, tmp / files[tool], dtype))
         manifest = {"selector": "selector.gguf", "arguments": files}
         (tmp / "decoupled.json").write_text(json.dumps(manifest, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return [LoraExport(str(out / Path(r.path).relative_to(tmp)), r.tensors, r.rank, r.alpha,

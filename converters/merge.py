@@ -11,13 +11,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edgeagent.converters.hf_gguf import SIDECAR
 from edgeagent.converters.lora_gguf import AdapterMismatchError
 
 from edgeagent.errors import EdgeAgentError
+from edgeagent.paths import swap_in
 
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -76,13 +80,27 @@ def save_merged(  # type: ignore[no-untyped-def]
             fields = read_gguf_header(Path(base)).fields
             sidecar["tokenizer_pre"] = fields.get("tokenizer.ggml.pre")
         (tmp / SIDECAR).write_text(json.dumps(sidecar, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     size = sum(f.stat().st_size for f in out.iterdir())
     return MergeResult(str(out), dtype, str(adapter) if adapter else None, size)
+
+
+@contextmanager
+def merged_work(
+    base: str | Path, adapter: str | Path | None, out: Path
+) -> Iterator[tuple[Any, Any, Path]]:
+    """(model, tokenizer, work): the fp32 merged model, also saved as an HF folder in
+    `work/hf`, a hidden folder beside `out` that is removed on the way out."""
+    model, tokenizer = load_merged(base, adapter, "float32")
+    work = out.with_name(f".{out.name}.work-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        save_merged(model, tokenizer, work / "hf", base, adapter, "float32")
+        yield model, tokenizer, work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _check_adapter(adapter: Path) -> None:

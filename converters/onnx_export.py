@@ -15,15 +15,15 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from edgeagent.converters.hf_gguf import SIDECAR
-from edgeagent.converters.merge import load_merged, save_merged
+from edgeagent.converters.merge import merged_work
 from edgeagent.converters.pipeline import ExportResult
-from edgeagent.converters.selfcheck import compare, general_ids
+from edgeagent.converters.selfcheck import compare, general_ids, reference_logits
 
 from edgeagent.errors import EdgeAgentError
+from edgeagent.paths import swap_in
 
 ONNX_QUANTS = ("fp32", "int8", "int8-dynamic", "int4")
 MODEL_FILE = "model.onnx"
@@ -51,11 +51,7 @@ def export_onnx(
         ) from None
     out = Path(out)
     start = time.perf_counter()
-    model, tokenizer = load_merged(base, adapter, "float32")
-    work = out.with_name(f".{out.name}.work-{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
-    try:
-        save_merged(model, tokenizer, work / "hf", base, adapter, "float32")
+    with merged_work(base, adapter, out) as (model, tokenizer, work):
         main_export(
             str(work / "hf"), output=str(work / "fp32"), task="text-generation-with-past",
             device="cpu", do_validation=False, local_files_only=True,
@@ -72,12 +68,8 @@ def export_onnx(
         result = None
         if check:
             ids = general_ids(tokenizer)
-            result = compare(_reference_logits(model, ids), onnx_logits(final, ids), ids, quant)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(final, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            result = compare(reference_logits(model, ids), onnx_logits(final, ids), ids, quant)
+        swap_in(final, out)
     size = sum(f.stat().st_size for f in out.iterdir())
     return ExportResult(str(out), quant, size, round(time.perf_counter() - start, 1), result)
 
@@ -125,13 +117,6 @@ def _quantize(src: Path, dst: Path, quant: str, block_size: int) -> None:
     )
     quantizer.process()
     quantizer.model.save_model_to_file(str(dst), use_external_data_format=True)
-
-
-def _reference_logits(model: Any, ids: list[int]) -> np.ndarray:
-    import torch
-
-    with torch.no_grad():
-        return model(torch.tensor([ids])).logits[0].float().numpy()  # type: ignore[no-any-return]
 
 
 def onnx_logits(folder: str | Path, ids: list[int], threads: int | None = None) -> np.ndarray:

@@ -5,14 +5,13 @@ intermediate files live in a temporary folder next to the output and are removed
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from edgeagent.converters.hf_gguf import hf_to_gguf
-from edgeagent.converters.merge import load_merged, save_merged
+from edgeagent.converters.merge import merged_work
 from edgeagent.converters.quantize import QUANTS, quantize_gguf
 from edgeagent.converters.selfcheck import CheckResult, self_check
 
@@ -52,22 +51,15 @@ def export_gguf(
         )
     out = Path(out)
     start = time.perf_counter()
-    model, tokenizer = load_merged(base, adapter, "float32")
-    work = out.with_name(f".{out.name}.work-{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
-    try:
-        save_merged(model, tokenizer, work / "hf", base, adapter, "float32")
-        floating = quant if quant in FLOAT_TYPES else "f16"
+    with merged_work(base, adapter, out) as (model, tokenizer, work):
         if quant in FLOAT_TYPES:
-            hf_to_gguf(work / "hf", work / "model.gguf", floating)
+            hf_to_gguf(work / "hf", work / "model.gguf", quant)
         else:
-            hf_to_gguf(work / "hf", work / "f16.gguf", floating)
+            hf_to_gguf(work / "hf", work / "f16.gguf", "f16")
             quantize_gguf(work / "f16.gguf", work / "model.gguf", quant, threads)
         result = self_check(work / "model.gguf", model, tokenizer, quant) if check else None
         out.parent.mkdir(parents=True, exist_ok=True)
         os.replace(work / "model.gguf", out)  # only a checked file takes the output's name
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return ExportResult(
         str(out), quant, out.stat().st_size, round(time.perf_counter() - start, 1), result
     )

@@ -75,11 +75,9 @@ def self_check(
     """Compare `gguf_path` in llama.cpp with `model` (transformers) on `text` (default: the
     shipped general text). Raises SelfCheckError below the format's threshold."""
     import llama_cpp
-    import torch
 
     ids = general_ids(tokenizer, text=text)
-    with torch.no_grad():
-        ref = model(torch.tensor([ids])).logits[0].float().numpy()
+    ref = reference_logits(model, ids)
     llm = llama_cpp.Llama(
         str(gguf_path), n_ctx=len(ids) + 8, n_batch=len(ids), logits_all=True,
         n_threads=n_threads, verbose=False,
@@ -90,6 +88,14 @@ def self_check(
     finally:
         llm.close()
     return compare(ref, got, ids, quant, str(gguf_path))
+
+
+def reference_logits(model: Any, ids: list[int]) -> np.ndarray:
+    """The transformers model's logits at every position of `ids`."""
+    import torch
+
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0].float().numpy()  # type: ignore[no-any-return]
 
 
 def compare(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 
@@ -11,3 +12,14 @@ def home() -> Path:
     root = Path(os.environ.get("EDGEAGENT_HOME") or Path.home() / ".edgeagent")
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def swap_in(new: Path, target: Path) -> None:
+    """Put a finished folder at `target` by renames: the output is the old one or the new one,
+    whole (killed between the two renames, the old one waits in `.NAME.old`)."""
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from edgeagent.errors import EdgeAgentError
+from edgeagent.paths import swap_in
 from edgeagent.train.batches import pack_rows, packed_collator, padded_collator, real_tokens
 from edgeagent.train.data import Example
 from edgeagent.train.render import (
@@ -292,20 +293,9 @@ def train_lora(
         index = {"selector": "selector",
                  "arguments": {j.only_tool: j.name for j in jobs if j.only_tool}}  # fmt: skip
         (result_dir / "decoupled.json").write_text(json.dumps(index, indent=2))
-    _swap_in(result_dir, target)
+    swap_in(result_dir, target)
     shutil.rmtree(work, ignore_errors=True)
     return summary
-
-
-def _swap_in(new: Path, target: Path) -> None:
-    """Put a finished folder at `target` by renames: the output is the old one or the new one,
-    whole (killed between the two renames, the old one waits in `.NAME.old`)."""
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _summary(results: dict[str, TrainResult], target: Path) -> TrainResult:

@@ -150,6 +150,22 @@ def test_two_processes_share_one_file(tmp_path):
         assert mem.search("beta entry 199", k=1, mode="keyword")[0].text == "beta entry 199"
 
 
+def test_processes_that_create_one_new_file_at_once_all_open_it(tmp_path):
+    # The schema is created in one transaction: a process that looks while another creates it
+    # must never see half the tables (that reads as a foreign database and is refused).
+    opener = "import sys; from edgeagent.memory import MemoryIndex; MemoryIndex(sys.argv[1]).close()"
+    for round_ in range(3):
+        path = tmp_path / f"new{round_}.db"
+        procs = [
+            subprocess.Popen([sys.executable, "-c", opener, str(path)], cwd=ROOT,
+                             stderr=subprocess.PIPE, text=True)
+            for _ in range(6)
+        ]  # fmt: skip
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+
+
 def test_vectors_added_by_another_connection_are_seen(tmp_path):
     path = tmp_path / "m.db"
     reader = MemoryIndex(path, WordHashEmbedder())

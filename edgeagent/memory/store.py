@@ -126,8 +126,9 @@ class MemoryIndex:
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL: durable against process crashes
         conn.execute("PRAGMA foreign_keys=ON")
-        with conn:
-            conn.executescript(_SCHEMA)
+        # One transaction, so another process opening the new file sees all tables or none
+        # (never "meta" without "entries", which reads as a foreign database).
+        conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
         self._check_meta(conn)
 
     def _check_meta(self, conn: sqlite3.Connection) -> None:

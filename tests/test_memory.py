@@ -153,7 +153,9 @@ def test_two_processes_share_one_file(tmp_path):
 def test_processes_that_create_one_new_file_at_once_all_open_it(tmp_path):
     # The schema is created in one transaction: a process that looks while another creates it
     # must never see half the tables (that reads as a foreign database and is refused).
-    opener = "import sys; from edgeagent.memory import MemoryIndex; MemoryIndex(sys.argv[1]).close()"
+    opener = (
+        "import sys; from edgeagent.memory import MemoryIndex; MemoryIndex(sys.argv[1]).close()"
+    )
     for round_ in range(3):
         path = tmp_path / f"new{round_}.db"
         procs = [

@@ -300,6 +300,37 @@ class Agent:
             return True, False
         return True, True
 
+    @classmethod
+    def from_bundle(cls, bundle: str | Path, *, dry_run: bool = False, **options: Any) -> Agent:
+        """The agent a bundle describes (edgeagent build): its model, adapters, tools and runtime
+        settings; `options` override the settings (n_ctx, n_threads, memory, ...). The manifest's
+        paths are checked to stay inside the bundle; `edgeagent verify` checks the hashes.
+        `dry_run` replaces every tool's function with a stub that runs nothing."""
+        import dataclasses
+
+        from edgeagent.backends.llamacpp import default_threads
+        from edgeagent.bundle import inside, read_manifest
+        from edgeagent.toolsource import load_tools
+
+        root = Path(bundle)
+        m = read_manifest(root)
+        source = m.tools if m.tools.startswith("edgeagent.") else str(inside(root, m.tools))
+        tools = load_tools(source)
+        if dry_run:
+            tools = [dataclasses.replace(t, fn=_dry_run) for t in tools]
+        settings: dict[str, Any] = {
+            "model": inside(root, m.model),
+            "adapter": inside(root, m.adapter) if m.adapter else None,
+            "decoupled": inside(root, m.decoupled) if m.decoupled else None,
+            "n_ctx": m.n_ctx,
+            # the target's threads, but never more than this machine gives the process
+            "n_threads": min(m.threads, default_threads()),
+        }
+        agent = cls(tools, **{**settings, **options})
+        # the shipped general adapter decides calls; the base model writes the answers
+        agent._base_answers = m.adapter_kind == "general" and "adapter" not in options
+        return agent
+
     def session(self, session_id: str | None = None) -> Session:
         return Session(self, session_id)
 
@@ -313,6 +344,10 @@ class Agent:
     def render(self, messages: list[Message], tools: list[Tool] | None = None) -> str:
         offered = self.tools if tools is None else tools
         return self.renderer.render(template_messages(messages, offered, self.instructions))
+
+
+def _dry_run(**_: Any) -> str:
+    return "ok (dry run: the tool was not executed)"
 
 
 class Session:

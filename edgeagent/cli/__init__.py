@@ -28,10 +28,12 @@ def main() -> None:
 
 
 def _register() -> None:
-    from edgeagent.cli import data, export, memory, models, run, tools, train
+    from edgeagent.cli import bundle, data, export, memory, models, run, targets, tools, train
 
     for module in (run, models, tools, memory, data, train, export):
         main.add_command(module.command)
+    for command in (targets.targets, targets.plan, bundle.build, bundle.verify):
+        main.add_command(command)
 
 
 _register()

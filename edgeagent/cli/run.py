@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from edgeagent.cli.common import echo_json, json_option
+from edgeagent.errors import EdgeAgentError
 
 
 @click.command("run")
@@ -27,8 +28,13 @@ from edgeagent.cli.common import echo_json, json_option
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of DualTune GGUF adapters (selector + per-tool arguments).",
 )
+@click.option(
+    "--bundle",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Run a bundle (edgeagent build): its model, adapters, tools and settings.",
+)
 @click.option("--tools", "tools_source", metavar="MODULE", help="Module or .py file of tools.")
-@click.option("--n-ctx", default=2048, show_default=True, help="Context length in tokens.")
+@click.option("--n-ctx", type=int, help="Context length (default: 2048, or the bundle's).")
 @click.option("--threads", type=int, help="CPU threads (default: all this process may use).")
 @click.option("--max-steps", default=4, show_default=True, help="Model calls per request.")
 @click.option(
@@ -51,8 +57,9 @@ def command(
     adapter: Path | None,
     no_adapter: bool,
     decoupled: Path | None,
+    bundle: Path | None,
     tools_source: str | None,
-    n_ctx: int,
+    n_ctx: int | None,
     threads: int | None,
     max_steps: int,
     tool_choice: str,
@@ -64,18 +71,34 @@ def command(
     from edgeagent.agent import Agent, RunFinished, TextDelta, ToolCallFinished
     from edgeagent.toolsource import load_tools
 
-    agent = Agent(
-        load_tools(tools_source),
-        model=model,
-        adapter=None if no_adapter else adapter or "default",
-        decoupled=decoupled,
-        n_ctx=n_ctx,
-        n_threads=threads,
-        max_steps=max_steps,
-        constrained=not no_grammar,
-        tool_choice=tool_choice,  # type: ignore[arg-type]
-        memory=memory,
-    )
+    options = {
+        "n_threads": threads,
+        "max_steps": max_steps,
+        "constrained": not no_grammar,
+        "tool_choice": tool_choice,
+        "memory": memory,
+    }
+    if n_ctx:
+        options["n_ctx"] = n_ctx
+    if bundle:
+        if model or adapter or decoupled or tools_source:
+            raise EdgeAgentError(
+                "--bundle brings its own model, adapters and tools",
+                hint="drop --model/--adapter/--decoupled/--tools, or run without --bundle",
+            )
+        if no_adapter:
+            options["adapter"] = None
+        if threads is None:
+            del options["n_threads"]
+        agent = Agent.from_bundle(bundle, **options)
+    else:
+        agent = Agent(
+            load_tools(tools_source),
+            model=model,
+            adapter=None if no_adapter else adapter or "default",
+            decoupled=decoupled,
+            **options,
+        )
     if as_json:
         echo_json(agent.run(prompt).to_dict())
         return

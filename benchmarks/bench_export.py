@@ -21,6 +21,10 @@ from pathlib import Path
 
 os.environ.setdefault("EDGEAGENT_HOME", tempfile.mkdtemp(prefix="edgeagent-bench-"))
 
+from quality import score_examples  # noqa: E402
+
+from edgeagent import Agent  # noqa: E402
+from edgeagent.backends.llamacpp import LlamaCppBackend, default_threads  # noqa: E402
 from edgeagent.converters.lora_gguf import export_lora_gguf  # noqa: E402
 from edgeagent.converters.merge import load_merged  # noqa: E402
 from edgeagent.converters.onnx_export import export_onnx, onnx_logits  # noqa: E402
@@ -32,10 +36,6 @@ from edgeagent.converters.selfcheck import (  # noqa: E402
     reference_logits,
     self_check,
 )
-from quality import score_examples  # noqa: E402
-
-from edgeagent import Agent  # noqa: E402
-from edgeagent.backends.llamacpp import LlamaCppBackend, default_threads  # noqa: E402
 from edgeagent.demo_tools import DEMO_TOOLS  # noqa: E402
 from edgeagent.models import default_model_path  # noqa: E402
 from edgeagent.train.data import parse_example  # noqa: E402

@@ -58,9 +58,8 @@ def measure(model: str, n_ctx: int) -> dict[str, int]:
 
 
 def main() -> None:
-    from edgeagent.targets.planner import MIB, estimate, model_shape
-
     from edgeagent.models import default_model_path
+    from edgeagent.targets.planner import MIB, estimate, model_shape
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="GGUF file (default: the embedded model)")

@@ -29,11 +29,11 @@ from pathlib import Path
 
 os.environ.setdefault("EDGEAGENT_HOME", tempfile.mkdtemp(prefix="edgeagent-bench-"))
 
-from edgeagent.converters.lora_gguf import export_lora_gguf  # noqa: E402
 from quality import score  # noqa: E402
 
 from edgeagent.backends.llamacpp import LlamaCppBackend  # noqa: E402
 from edgeagent.bfcl import load_cases  # noqa: E402
+from edgeagent.converters.lora_gguf import export_lora_gguf  # noqa: E402
 from edgeagent.demo_tools import DEMO_TOOLS  # noqa: E402
 from edgeagent.models import default_model_path  # noqa: E402
 from edgeagent.train.data import parse_example  # noqa: E402

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgeagent.converters.hf_gguf import permute_rows
 
+from edgeagent.converters.hf_gguf import permute_rows
 from edgeagent.errors import EdgeAgentError
 from edgeagent.models import inspect_gguf, read_gguf_header
 from edgeagent.paths import swap_in

@@ -19,7 +19,6 @@ from typing import Any
 
 from edgeagent.converters.hf_gguf import SIDECAR
 from edgeagent.converters.lora_gguf import AdapterMismatchError
-
 from edgeagent.errors import EdgeAgentError
 from edgeagent.paths import swap_in
 

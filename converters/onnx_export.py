@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from edgeagent.converters.hf_gguf import SIDECAR
 from edgeagent.converters.merge import merged_work
 from edgeagent.converters.pipeline import ExportResult
 from edgeagent.converters.selfcheck import compare, general_ids, reference_logits
-
 from edgeagent.errors import EdgeAgentError
 from edgeagent.paths import swap_in
 

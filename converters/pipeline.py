@@ -14,7 +14,6 @@ from edgeagent.converters.hf_gguf import hf_to_gguf
 from edgeagent.converters.merge import merged_work
 from edgeagent.converters.quantize import QUANTS, quantize_gguf
 from edgeagent.converters.selfcheck import CheckResult, self_check
-
 from edgeagent.errors import EdgeAgentError
 
 FLOAT_TYPES = ("f32", "f16", "bf16")

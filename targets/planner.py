@@ -23,10 +23,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from edgeagent.targets import Target
-
 from edgeagent.backends.onnx import PREFILL_CHUNK
 from edgeagent.errors import EdgeAgentError
+from edgeagent.targets import Target
 
 MIB = 2**20
 N_UBATCH = 512  # llama.cpp's micro-batch (LlamaCppBackend passes n_batch=512)

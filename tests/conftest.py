@@ -25,9 +25,8 @@ def onnx_backend(tmp_path_factory):
     onnxruntime; needs the train and onnx extras."""
     pytest.importorskip("optimum.exporters.onnx")
     pytest.importorskip("llguidance")
-    from edgeagent.converters.onnx_export import export_onnx
-
     from edgeagent.backends.onnx import OnnxBackend
+    from edgeagent.converters.onnx_export import export_onnx
     from edgeagent.models import default_model_path
 
     out = tmp_path_factory.mktemp("embedded") / "int4"

@@ -20,7 +20,6 @@ from edgeagent.converters.merge import load_merged, merge_adapter  # noqa: E402
 from edgeagent.converters.pipeline import export_gguf  # noqa: E402
 from edgeagent.converters.quantize import quantize_gguf  # noqa: E402
 from edgeagent.converters.selfcheck import THRESHOLDS, SelfCheckError  # noqa: E402
-
 from edgeagent.models import default_model_path, inspect_gguf, read_gguf_header  # noqa: E402
 from tests.conftest import tiny_model  # noqa: E402
 

@@ -12,7 +12,6 @@ pytest.importorskip("peft")
 transformers = pytest.importorskip("transformers")
 
 from edgeagent.converters.lora_gguf import AdapterMismatchError, export_lora_gguf  # noqa: E402
-
 from edgeagent.errors import ModelFileError  # noqa: E402
 from edgeagent.models import default_model_path  # noqa: E402
 
@@ -104,11 +103,10 @@ def test_an_adapter_for_another_model_is_refused_with_the_mismatch(tmp_path):
 def test_decoupled_agent_switches_selector_then_argument_adapter(random_adapter, tmp_path):
     import json
 
-    from edgeagent.converters.lora_gguf import export_decoupled
-
     from edgeagent import Agent
     from edgeagent.agent import TextDelta
     from edgeagent.backends.llamacpp import LlamaCppBackend
+    from edgeagent.converters.lora_gguf import export_decoupled
     from edgeagent.demo_tools import DEMO_TOOLS
 
     folder, *_ = random_adapter

@@ -14,11 +14,10 @@ pytest.importorskip("optimum.exporters.onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("llguidance")
 
-from edgeagent.converters.onnx_export import export_onnx, onnx_logits, quantize_onnx  # noqa: E402
-
 from edgeagent import Agent  # noqa: E402
 from edgeagent.backends import GenerationStats, SamplingParams  # noqa: E402
 from edgeagent.backends.onnx import OnnxBackend  # noqa: E402
+from edgeagent.converters.onnx_export import export_onnx, onnx_logits, quantize_onnx  # noqa: E402
 from edgeagent.demo_tools import DEMO_TOOLS  # noqa: E402
 from edgeagent.errors import ModelFileError  # noqa: E402
 from tests.conftest import tiny_model  # noqa: E402

@@ -7,6 +7,7 @@ format and n_ctx is printed beside it, with the ratio.
 
     python benchmarks/bench_plan.py                       # embedded GGUF, 512..8192
     python benchmarks/bench_plan.py --onnx build/onnx-int8 --n-ctx 512 2048
+    python benchmarks/bench_plan.py --bundle dist/rpi5   # the bundle's estimate vs its run
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 CHILD = r"""
 import json, sys
+from pathlib import Path
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
@@ -28,12 +30,16 @@ import edgeagent.agent  # noqa: F401  (what a running agent has imported)
 from edgeagent.backends import GenerationStats, SamplingParams
 from edgeagent.backends.onnx import OnnxBackend, is_onnx_folder
 from edgeagent.backends.llamacpp import LlamaCppBackend
-if is_onnx_folder(model):
+if is_onnx_folder(model) or Path(model, "model", "model.onnx").exists():
     import llguidance, onnxruntime, tokenizers  # noqa: F401
 else:
     import llama_cpp  # noqa: F401
 before = status("VmRSS")
-if is_onnx_folder(model):
+if Path(model, "bundle.toml").exists():  # a bundle: its model, adapters and n_ctx
+    from edgeagent.agent import Agent
+    backend = Agent.from_bundle(model).backend
+    n_ctx = backend.n_ctx
+elif is_onnx_folder(model):
     backend = OnnxBackend(model, n_ctx=n_ctx)
 else:
     backend = LlamaCppBackend(model, n_ctx=n_ctx)
@@ -65,7 +71,20 @@ def main() -> None:
     parser.add_argument("--model", help="GGUF file (default: the embedded model)")
     parser.add_argument("--onnx", help="an ONNX export folder to measure as well")
     parser.add_argument("--n-ctx", type=int, nargs="+", default=[512, 2048, 4096, 8192])
+    parser.add_argument("--bundle", help="a bundle: its manifest's estimate vs its run")
     args = parser.parse_args()
+    if args.bundle:
+        from edgeagent.bundle import read_manifest
+
+        manifest = read_manifest(args.bundle)
+        got = measure(args.bundle, manifest.n_ctx)
+        print(json.dumps({
+            "bundle": args.bundle, "target": manifest.target, "n_ctx": manifest.n_ctx,
+            "estimate_mib": round(manifest.estimate_bytes / MIB, 1),
+            "peak_rss_mib": round(got["peak"] / MIB, 1),
+            "estimate_over_peak": round(manifest.estimate_bytes / got["peak"], 3),
+        }, indent=2))  # fmt: skip
+        return
     models = [args.model or str(default_model_path())] + ([args.onnx] if args.onnx else [])
     rows = []
     for model in models:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -90,6 +91,19 @@ def test_the_bundle_runs_from_the_cli_and_the_api(rpi5):
     assert agent.n_ctx == 4096 and agent.adapter == out / read_manifest(out).adapter
     assert agent._base_answers  # the shipped adapter's behaviour comes with it
     assert Agent.from_bundle(out, n_ctx=1024).n_ctx == 1024
+
+
+@pytest.mark.model
+def test_the_planned_memory_is_within_15_percent_of_the_running_bundle(rpi5):
+    """The bundle's agent in a fresh process, its 4,096-token context filled: peak resident
+    memory against the estimate in bundle.toml (benchmarks/bench_plan.py --bundle)."""
+    spec = importlib.util.spec_from_file_location("bench_plan", ROOT / "benchmarks/bench_plan.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out, _ = rpi5
+    manifest = read_manifest(out)
+    peak = bench.measure(str(out), manifest.n_ctx)["peak"]
+    assert abs(manifest.estimate_bytes / peak - 1) < 0.15, (manifest.estimate_bytes, peak)
 
 
 @pytest.mark.parametrize(

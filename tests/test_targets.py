@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from edgeagent.targets import TargetError, load_target, load_targets, target_nam
 from edgeagent.targets.planner import MIB, PlanError, estimate, model_shape, plan
 from tests.test_cli import cli
 
-ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = {
     "rpi5", "rpi4", "jetson-orin-nano", "android-arm64", "iphone", "apple-silicon",
     "x86-64-laptop", "x86-64-server",
@@ -141,20 +139,3 @@ def test_estimated_weights_are_near_the_real_file():
     as_f16 = type(shape)(**{**shape.__dict__, "quantization": "f16"})
     guess = estimate(as_f16, "gguf", "q4_1", 2048).weights
     assert abs(guess / shape.weights_bytes - 1) < 0.15
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_plan", ROOT / "benchmarks/bench_plan.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.model
-def test_the_estimate_is_within_15_percent_of_resident_memory():
-    """A real process loads the embedded model and fills a 2,048-token context; its peak
-    resident memory against the planner's figure (the build issue's acceptance)."""
-    model = str(default_model_path())
-    measured = _bench().measure(model, 2048)["peak"]
-    planned = estimate(model_shape(model), "gguf", "q4_1", 2048).total
-    assert abs(planned / measured - 1) < 0.15, (planned / MIB, measured / MIB)

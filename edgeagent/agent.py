@@ -52,6 +52,8 @@ MIN_REPLY_TOKENS = 32
 #: "auto": the model answers or calls tools; "required": its first reply must call a tool;
 #: "none": it only answers. Small base models rarely choose to call on their own (docs).
 ToolChoice = Literal["auto", "required", "none"]
+#: (answer allowed, calls allowed, names of the tools offered)
+GrammarKey = tuple[bool, bool, tuple[str, ...]]
 
 
 @dataclass
@@ -178,6 +180,7 @@ class Agent:
         max_tools: int = 12,
         tool_k: int = 5,
         tool_embedder: Embedder | None = None,
+        grammars: dict[GrammarKey, str] | None = None,
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
@@ -221,7 +224,10 @@ class Agent:
         self._memory: MemoryIndex | None = memory if isinstance(memory, MemoryIndex) else None
         self._backend = backend
         self._renderer: ChatRenderer | None = None
-        self._grammars: dict[tuple[bool, bool, tuple[str, ...]], str] = {}
+        self._grammars: dict[GrammarKey, str] = {}
+        # precompiled (a bundle's grammars.json): a device without llama-cpp-python's
+        # JSON-Schema converter runs on these
+        self._precompiled: dict[GrammarKey, str] = dict(grammars or {})
         self._lock = threading.Lock()
         if constrained:  # build the grammars now: a schema they cannot express fails here
             for t in self.tools:
@@ -277,6 +283,8 @@ class Agent:
     ) -> str:
         tools = self.tools if tools is None else tools
         key = (allow_answer, allow_calls, tuple(t.name for t in tools))
+        if key in self._precompiled:
+            return self._precompiled[key]
         if key not in self._grammars:
             if len(self._grammars) > 64:  # pruning makes many tool sets: keep the cache small
                 self._grammars.clear()
@@ -309,7 +317,7 @@ class Agent:
         import dataclasses
 
         from edgeagent.backends.llamacpp import default_threads
-        from edgeagent.bundle import inside, read_manifest
+        from edgeagent.bundle import inside, load_grammars, read_manifest
         from edgeagent.toolsource import load_tools
 
         root = Path(bundle)
@@ -326,6 +334,8 @@ class Agent:
             # the target's threads, but never more than this machine gives the process
             "n_threads": min(m.threads, default_threads()),
         }
+        if not {"max_calls", "max_string_chars"} & options.keys():
+            settings["grammars"] = load_grammars(root)
         agent = cls(tools, **{**settings, **options})
         # the shipped general adapter decides calls; the base model writes the answers
         agent._base_answers = m.adapter_kind == "general" and "adapter" not in options

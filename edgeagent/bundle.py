@@ -6,6 +6,7 @@
       adapters/        GGUF LoRA adapters (a single one, or a decoupled selector + arguments set)
       tools/           the user's tools module, when it is a file of their own
       tools.json       the tools' names, descriptions, effects and JSON Schemas
+      grammars.json    their tool-call grammars, precompiled (no JSON-Schema converter needed)
       run.sh           the launcher
       README.md        how to install the runtime on the device, run and verify
 
@@ -36,6 +37,7 @@ from edgeagent.errors import EdgeAgentError
 from edgeagent.paths import swap_in
 
 MANIFEST = "bundle.toml"
+GRAMMARS = "grammars.json"
 FORMAT_VERSION = 1
 DEMO_TOOLS = "edgeagent.demo_tools"
 Progress = Callable[[str], None]
@@ -232,6 +234,7 @@ def build_bundle(
         if fmt == "gguf":
             _place_adapters(manifest, work, adapter, decoupled, source, progress)
         manifest.tools = _place_tools(tools, work)
+        _write_grammars(work, tools)
         # the plan again, on the file actually written: refuse what does not fit after all
         built = estimate(model_shape(work / manifest.model), fmt, choice.quantization, choice.n_ctx)
         adapters_bytes = _tree_bytes(work / "adapters")
@@ -347,6 +350,44 @@ def _place_tools(tools: str | None, work: Path) -> str:
     (work / "tools").mkdir()
     shutil.copyfile(origin, work / "tools" / origin.name)
     return f"tools/{origin.name}"
+
+
+def _write_grammars(work: Path, tools: str | None) -> None:
+    """grammars.json: the tool-call grammars the agent uses with all the bundle's tools offered
+    (and each tool alone, which Agent checks at start), so a device without llama-cpp-python's
+    JSON-Schema converter (an ONNX-only phone) runs the same constrained calls."""
+    from edgeagent.agent import Agent
+    from edgeagent.toolsource import load_tools
+
+    agent = Agent(load_tools(tools), adapter=None)
+    combos = [
+        (agent.tools, (True, True)),
+        (agent.tools, (False, True)),
+        (agent.tools, (True, False)),
+    ]
+    combos += [([t], (True, True)) for t in agent.tools]
+    entries = []
+    for offered, (answer, calls) in combos:
+        gbnf = agent.grammar(answer, calls, offered)
+        entries.append({"answer": answer, "calls": calls, "tools": [t.name for t in offered],
+                        "gbnf": gbnf})  # fmt: skip
+    data = {"max_calls": agent.max_calls, "max_string_chars": agent.max_string_chars}
+    _write_synced(work / GRAMMARS, json.dumps({**data, "grammars": entries}, indent=1) + "\n")
+
+
+def load_grammars(root: Path) -> dict[tuple[bool, bool, tuple[str, ...]], str]:
+    """The precompiled grammars of a bundle (empty for a bundle without them)."""
+    path = root / GRAMMARS
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {
+            (bool(g["answer"]), bool(g["calls"]), tuple(g["tools"])): str(g["gbnf"])
+            for g in data["grammars"]
+        }
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"{path}: unreadable grammars ({type(exc).__name__}: {exc})") from None
 
 
 _LAUNCHER = """#!/bin/sh

@@ -43,7 +43,7 @@ _MAX_ABS = 10**16 - 1  # the largest integer the grammar writes (16 digits)
 def schema_rules(schemas: dict[str, dict[str, Any]], max_string_chars: int) -> str:
     """GBNF rules for several JSON Schemas at once: `{rule_name: schema}` -> grammar text in which
     each `rule_name` matches exactly the JSON documents its schema admits (without a root rule)."""
-    from llama_cpp.llama_grammar import SchemaConverter
+    SchemaConverter = _converter_module().SchemaConverter
 
     converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
     converter._format_literal = gbnf_literal  # type: ignore[method-assign]
@@ -65,6 +65,21 @@ def schema_rules(schemas: dict[str, dict[str, Any]], max_string_chars: int) -> s
         if name in _SAFE_PRIMITIVES:
             converter._rules[name] = _SAFE_PRIMITIVES[name]
     return str(converter.format_grammar())
+
+
+def _converter_module() -> Any:
+    """llama-cpp-python's JSON-Schema -> GBNF converter. A device that runs ONNX only has no
+    llama-cpp-python: its bundle carries the grammars precompiled (edgeagent build)."""
+    try:
+        from llama_cpp import llama_grammar
+    except ImportError:
+        raise GrammarError(
+            "building a tool-call grammar needs llama-cpp-python's JSON-Schema converter, "
+            "which is not installed here",
+            hint="pip install llama-cpp-python, or run a bundle (edgeagent build): it carries "
+            "its tools' grammars precompiled",
+        ) from None
+    return llama_grammar
 
 
 def gbnf_literal(text: str) -> str:
@@ -91,11 +106,10 @@ def _prepare(node: Any, max_chars: int, ranges: dict[str, str], prefix: str) -> 
         # grammar engine) refuses that nesting, and it is one rule either way for llama.cpp
         name = f"{prefix}-string-{len(ranges)}"
         ranges[name] = f'"\\"" char{{{low},{top}}} "\\"" space'
-        from llama_cpp.llama_grammar import PRIMITIVE_RULES, SPACE_RULE
-
+        module = _converter_module()
         # the converter's own texts (another would make it add "char0"); char is made safe later
-        ranges.setdefault("char", PRIMITIVE_RULES["char"].content)
-        ranges.setdefault("space", SPACE_RULE)
+        ranges.setdefault("char", module.PRIMITIVE_RULES["char"].content)
+        ranges.setdefault("space", module.SPACE_RULE)
         return {"$ref": f"#/$defs/{name}"}
     elif kind in ("integer", "number") and _has_bounds(out) and "enum" not in out:
         name = f"{prefix}-range-{len(ranges)}"

@@ -56,7 +56,7 @@ def test_build_writes_the_model_adapter_tools_and_a_manifest_of_hashes(rpi5):
     assert manifest.threads == 4 and manifest.estimate_bytes <= manifest.budget_bytes
     listed = {f.path: f for f in manifest.files}
     assert set(listed) == {
-        manifest.model, manifest.adapter, "tools.json", "run.sh", "README.md"
+        manifest.model, manifest.adapter, "tools.json", "grammars.json", "run.sh", "README.md"
     }  # fmt: skip
     model = listed[manifest.model]
     assert model.sha256 == file_sha256(default_model_path())
@@ -224,6 +224,29 @@ def test_a_users_tools_file_travels_in_the_bundle(tmp_path):
     assert [t.name for t in agent.tools] == ["water_plants"]
     dry = Agent.from_bundle(out, dry_run=True)
     assert "not executed" in dry.tools[0].invoke({"zone": "front", "litres": 2}).content
+
+
+def test_a_bundle_brings_its_grammars_for_a_device_without_llama_cpp(rpi5, monkeypatch):
+    """An ONNX-only device has no llama-cpp-python, whose JSON-Schema converter builds the
+    tool-call grammars: the bundle carries them, the same text the converter writes."""
+    import edgeagent.grammar as grammar
+    from edgeagent.demo_tools import DEMO_TOOLS
+    from edgeagent.errors import GrammarError
+
+    out, _ = rpi5
+    built = Agent(list(DEMO_TOOLS), adapter=None)
+    expected = {k: built.grammar(*k[:2], [built._tool_map[n] for n in k[2]]) for k in (
+        (True, True, tuple(t.name for t in DEMO_TOOLS)), (True, True, ("set_timer",)))}  # fmt: skip
+
+    def missing():
+        raise GrammarError("no converter here")
+
+    monkeypatch.setattr(grammar, "_converter_module", missing)
+    agent = Agent.from_bundle(out)  # checks every tool's grammar at start: all precompiled
+    for key, text in expected.items():
+        assert agent.grammar(*key[:2], [agent._tool_map[n] for n in key[2]]) == text
+    with pytest.raises(GrammarError, match="no converter"):
+        Agent(list(DEMO_TOOLS))
 
 
 @pytest.mark.model

@@ -1,0 +1,150 @@
+"""`edgeagent eval`: score the agent on BFCL's data or your own BFCL-format cases."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgeagent.cli.common import echo_json, json_option
+from edgeagent.errors import EdgeAgentError
+
+
+@click.command("eval")
+@click.option("--bfcl", help="BFCL categories, e.g. simple_python,multiple,parallel,irrelevance.")
+@click.option("--limit", type=int, help="The first N cases of each category.")
+@click.option(
+    "--questions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Your own cases: BFCL-format questions (JSON lines).",
+)
+@click.option(
+    "--answers",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Their ground truth (JSON lines); a question without one is irrelevance.",
+)
+@click.option("--model", type=click.Path(exists=True, path_type=Path), help="GGUF or ONNX folder.")
+@click.option("--bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--adapter",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="GGUF LoRA adapter (default: the shipped one on the embedded model).",
+)
+@click.option("--no-adapter", is_flag=True, help="The bare model.")
+@click.option("--no-grammar", is_flag=True, help="Generate without the tool-call grammar.")
+@click.option("--compare", help="Configurations side by side: default,no-adapter,no-grammar,bare.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Bar chart PNG of a comparison (default with --compare: eval-compare.png).",
+)
+@click.option(
+    "--predictions-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="One JSON object a line: id, calls (empty when none), ok.",
+)
+@click.option("--n-ctx", default=4096, show_default=True)
+@json_option
+def command(
+    bfcl: str | None,
+    limit: int | None,
+    questions: Path | None,
+    answers: Path | None,
+    model: Path | None,
+    bundle: Path | None,
+    adapter: Path | None,
+    no_adapter: bool,
+    no_grammar: bool,
+    compare: str | None,
+    plot: Path | None,
+    predictions_out: Path | None,
+    n_ctx: int,
+    as_json: bool,
+) -> None:
+    """Run the agent over BFCL-format cases and check its calls by AST, as BFCL does: per
+    category accuracy, valid-call rate, latency and tokens/s."""
+    from edgeagent.evaluation.runner import PRESETS, Evaluator, bfcl_cases, file_cases
+
+    if not bfcl and not questions:
+        raise EdgeAgentError(
+            "no cases", hint="pass --bfcl simple_python --limit 50, or --questions Q --answers A"
+        )
+    cases, skipped = [], []
+    if bfcl:
+        cases += bfcl_cases([c.strip() for c in bfcl.split(",") if c.strip()], limit)
+    if questions:
+        mine, skipped = file_cases(questions, answers)
+        cases += mine[:limit] if limit else mine
+    for line in skipped:
+        click.secho(f"skipped {line}", fg="yellow", err=True)
+    if not cases:
+        raise EdgeAgentError("no case to run", hint="check the case files")
+    names = [n.strip() for n in compare.split(",")] if compare else []
+    unknown = [n for n in names if n not in PRESETS]
+    if unknown:
+        raise EdgeAgentError(
+            f"unknown configuration {unknown[0]!r}", hint=f"one of: {', '.join(PRESETS)}"
+        )
+    configs = [(n, *PRESETS[n]) for n in names] or [("run", not no_adapter, not no_grammar)]
+    evaluator = Evaluator(model, None if no_adapter else adapter or "default", bundle, n_ctx)
+    reports = []
+    for name, use_adapter, use_grammar in configs:
+        with _progress(name, len(cases), quiet=as_json) as bar:
+            rep = evaluator.run(
+                cases,
+                name=name,
+                adapter=use_adapter,
+                grammar=use_grammar,
+                progress=lambda i, r: bar and bar.update(1),
+            )
+        rep.skipped = skipped
+        reports.append(rep)
+    if predictions_out:
+        with predictions_out.open("w", encoding="utf-8") as fh:
+            for rep in reports:
+                for r in rep.results:
+                    row = {"id": r.id, "calls": r.calls, "ok": r.ok}
+                    if len(reports) > 1:
+                        row["config"] = rep.config
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    if compare or plot:
+        from edgeagent.evaluation.plot import plot_comparison
+
+        plot = plot_comparison(reports, plot or Path("eval-compare.png"))
+    if as_json:
+        data = [r.to_dict() for r in reports]
+        echo_json(
+            data[0] if len(data) == 1 else {"configs": data, "plot": str(plot) if plot else None}
+        )
+        return
+    _table(reports)
+    if plot:
+        click.echo(f"chart: {plot}")
+
+
+def _progress(label: str, n: int, quiet: bool) -> Any:
+    if quiet:
+        return contextlib.nullcontext(None)
+    return click.progressbar(length=n, label=label, file=sys.stderr)
+
+
+def _table(reports: list) -> None:
+    cats = [c.category for c in reports[0].categories] + ["overall"]
+    head = f"{'category':24} {'cases':>5}" + "".join(f" {r.config[:14]:>14}" for r in reports)
+    click.secho(head, bold=True)
+    for cat in cats:
+        rows = [{c.category: c for c in [*r.categories, r.overall]}[cat] for r in reports]
+        line = f"{cat:24} {rows[0].cases:>5}" + "".join(f" {s.accuracy:>14.3f}" for s in rows)
+        click.echo(line)
+    for r in reports:
+        o = r.overall
+        click.secho(
+            f"{r.config}: accuracy {o.accuracy:.3f} ({o.correct}/{o.cases}), valid calls "
+            f"{o.valid_call_rate:.3f}, {o.mean_latency_s:.2f} s/case, {o.tokens_per_s:.0f} tok/s "
+            f"(adapter {'on' if r.adapter else 'off'}, grammar {'on' if r.grammar else 'off'})",
+            dim=True,
+        )

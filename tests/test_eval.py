@@ -1,0 +1,194 @@
+"""The evaluator: BFCL's AST check on hand-made predictions with known answers, BFCL's own
+ground truth scored by it, case files with bad lines, and `edgeagent eval` end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from edgeagent.evaluation.checker import check_case, standardize
+from edgeagent.evaluation.runner import bfcl_cases, file_cases
+from tests.test_cli import cli
+
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather for a city.",
+    "parameters": {
+        "type": "dict",
+        "properties": {
+            "city": {"type": "string", "description": "City name"},
+            "days": {"type": "integer", "description": "Forecast days"},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            "threshold": {"type": "float", "description": "Alert above this"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["city"],
+    },
+}
+PLAY = {
+    "name": "spotify.play",
+    "description": "Play an artist.",
+    "parameters": {
+        "type": "dict",
+        "properties": {"artist": {"type": "string"}, "duration": {"type": "integer"}},
+        "required": ["artist", "duration"],
+    },
+}
+TRUTH = [
+    {
+        "get_weather": {
+            "city": ["Paris", "Paris, France"],
+            "days": [3],
+            "unit": ["celsius", ""],
+            "threshold": [30.0, ""],
+            "tags": [["rain", "wind"], ""],
+        }
+    }
+]
+PARALLEL = [
+    {"spotify.play": {"artist": ["Taylor Swift"], "duration": [20]}},
+    {"spotify.play": {"artist": ["Maroon 5"], "duration": [15]}},
+]
+
+
+def weather(**args):
+    return [("get_weather", {"city": "Paris", "days": 3, **args})]
+
+
+@pytest.mark.parametrize(
+    ("calls", "ok", "error_type"),
+    [
+        (weather(), True, ""),
+        (weather(unit="celsius"), True, ""),
+        ([("get_weather", {"city": "paris, FRANCE", "days": 3})], True, ""),  # BFCL's leniency
+        (weather(threshold=30), True, ""),  # an int for a float parameter
+        (weather(tags=["Rain", "wind"]), True, ""),
+        ([("get_forecast", {"city": "Paris", "days": 3})], False, "wrong_func_name"),
+        (weather(unit="kelvin"), False, "value_error"),
+        ([("get_weather", {"city": "Lyon", "days": 3})], False, "value_error"),
+        ([("get_weather", {"days": 3})], False, "missing_required"),
+        ([("get_weather", {"city": "Paris"})], False, "missing_optional"),  # days not optional
+        (weather(country="FR"), False, "unexpected_param"),
+        ([("get_weather", {"city": "Paris", "days": "3"})], False, "type_error"),
+        (weather(tags=["rain"]), False, "value_error"),
+        ([], False, "wrong_count"),
+        (weather() + weather(), False, "wrong_count"),
+    ],
+)
+def test_single_calls_are_checked_as_bfcl_does(calls, ok, error_type):
+    result = check_case([WEATHER], calls, TRUTH)
+    assert (result.ok, result.error_type) == (ok, error_type), result.error
+
+
+def test_parallel_calls_match_in_any_order_one_for_one():
+    swift = ("spotify.play", {"artist": "Taylor Swift", "duration": 20})
+    maroon = ("spotify.play", {"artist": "Maroon 5", "duration": 15})
+    assert check_case([PLAY], [swift, maroon], PARALLEL).ok
+    assert check_case([PLAY], [maroon, swift], PARALLEL).ok
+    assert not check_case([PLAY], [swift, swift], PARALLEL).ok  # one call cannot match twice
+    wrong = ("spotify.play", {"artist": "Maroon 5", "duration": 16})
+    assert check_case([PLAY], [swift, wrong], PARALLEL).error_type == "value_error"
+
+
+def test_irrelevance_passes_only_without_a_call():
+    assert check_case([WEATHER], [], None).ok
+    result = check_case([WEATHER], weather(), None)
+    assert (result.ok, result.error_type) == (False, "irrelevance")
+
+
+def test_strings_are_standardized_like_bfcl():
+    assert standardize("April 1, 2024") == standardize("april 1 2024") == "april12024"
+
+
+def test_a_case_file_with_bad_lines_names_them_and_runs_the_rest(tmp_path):
+    good = {"id": "w1", "question": [[{"role": "user", "content": "Weather in Paris?"}]],
+            "function": [WEATHER]}  # fmt: skip
+    lines = [
+        json.dumps(good),
+        "{not json",
+        json.dumps({"id": "w2", "question": [], "function": [WEATHER]}),
+        json.dumps({"id": "w3", "question": [[{"role": "user", "content": "hi"}]]}),
+        json.dumps({**good, "id": "w4"}),
+    ]
+    questions = tmp_path / "mine.json"
+    questions.write_bytes(("\n".join(lines) + "\n").encode() + b"\xff\xfe\n")
+    answers = tmp_path / "mine_answers.json"
+    answers.write_text(json.dumps({"id": "w1", "ground_truth": TRUTH}) + "\n[1, 2]\n")
+    cases, skipped = file_cases(questions, answers)
+    assert [c.id for c in cases] == ["w1", "w4"]
+    assert cases[0].expected == TRUTH and cases[1].expected is None  # no answer: irrelevance
+    assert cases[0].question == "Weather in Paris?" and cases[0].category == "mine"
+    assert any(s.startswith(f"{questions}:2: invalid JSON") for s in skipped)
+    assert any(s.startswith(f"{questions}:3: field 'question'") for s in skipped)
+    assert any(s.startswith(f"{questions}:4: field 'function'") for s in skipped)
+    assert any(s.startswith(f"{questions}:6: not UTF-8") for s in skipped)
+    assert any(s.startswith(f"{answers}:2: not a JSON object") for s in skipped)
+
+
+@pytest.fixture(scope="session")
+def bfcl_wheel(tmp_path_factory):
+    """The bfcl-eval wheel, fetched once from the package index (edgeagent.bfcl)."""
+    from edgeagent.bfcl import wheel_path
+
+    return wheel_path(tmp_path_factory.mktemp("bfcl"))
+
+
+@pytest.fixture
+def bfcl_cache(bfcl_wheel):
+    """The wheel in this test's EDGEAGENT_HOME cache, where edgeagent looks for it."""
+    from edgeagent.paths import home
+
+    folder = home() / "cache" / "bfcl"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(bfcl_wheel, folder / bfcl_wheel.name)
+    return folder
+
+
+def concrete(allowed):
+    """The first allowed value of each parameter ("" = optional: left out); a dict's allowed
+    values are themselves lists of allowed values per key."""
+    if isinstance(allowed, dict):
+        return {k: concrete(v[0]) for k, v in allowed.items() if v and v[0] != ""}
+    if isinstance(allowed, list):
+        return [concrete(v) for v in allowed]
+    return allowed
+
+
+@pytest.mark.parametrize("category", ["simple_python", "multiple", "parallel", "live_simple"])
+def test_bfcl_ground_truth_passes_its_own_check(bfcl_cache, category):
+    """Every case's first allowed answer, as calls, must pass: the checker agrees with BFCL's
+    data on what is right."""
+    cases = bfcl_cases([category], limit=60)
+    assert len(cases) == 60
+    for case in cases:
+        calls = [
+            (name, concrete(allowed)) for want in case.expected for name, allowed in want.items()
+        ]
+        result = check_case(case.functions, calls, case.expected)
+        assert result.ok, (case.id, result)
+
+
+@pytest.mark.model
+def test_eval_cli_json_predictions_and_comparison_chart(bfcl_cache, tmp_path):
+    preds = tmp_path / "preds.jsonl"
+    proc = cli("eval", "--bfcl", "simple_python,irrelevance", "--limit", "3", "--json",
+               "--predictions-out", str(preds))  # fmt: skip
+    report = json.loads(proc.stdout)
+    assert [c["category"] for c in report["categories"]] == ["simple_python", "irrelevance"]
+    assert report["overall"]["cases"] == 6 and 0 <= report["overall"]["accuracy"] <= 1
+    assert report["adapter"] and report["grammar"]
+    rows = [json.loads(line) for line in preds.read_text().splitlines()]
+    assert [r["id"] for r in rows][:1] == ["simple_python_0"] and len(rows) == 6
+    assert all(isinstance(r["calls"], list) for r in rows)
+    chart = tmp_path / "cmp.png"
+    proc = cli("eval", "--bfcl", "simple_python", "--limit", "2", "--compare",
+               "default,no-adapter", "--plot", str(chart))  # fmt: skip
+    assert "default" in proc.stdout and "no-adapter" in proc.stdout
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_without_cases_says_what_to_pass():
+    proc = cli("eval", check=False)
+    assert proc.returncode == 2 and "--bfcl simple_python" in proc.stderr

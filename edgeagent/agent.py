@@ -181,6 +181,7 @@ class Agent:
         tool_k: int = 5,
         tool_embedder: Embedder | None = None,
         grammars: dict[GrammarKey, str] | None = None,
+        base_answers: bool | None = None,
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
@@ -193,7 +194,8 @@ class Agent:
         self.decoupled = DecoupledAdapters.load(decoupled) if decoupled else None
         # The shipped general adapter, on the embedded model only. It decides whether and how
         # to call (trained with the "calls" mask); answers are the base model's own words.
-        self._base_answers = adapter == "default"
+        # (base_answers None: so for the shipped adapter, which was trained on calls only)
+        self._base_answers = adapter == "default" if base_answers is None else base_answers
         if adapter == "default":
             adapter = None if self.decoupled or backend else default_adapter_path(model)
         # a GGUF LoRA adapter applied on the model (edgeagent export lora); None: the bare model
@@ -336,10 +338,9 @@ class Agent:
         }
         if not {"max_calls", "max_string_chars"} & options.keys():
             settings["grammars"] = load_grammars(root)
-        agent = cls(tools, **{**settings, **options})
         # the shipped general adapter decides calls; the base model writes the answers
-        agent._base_answers = m.adapter_kind == "general" and "adapter" not in options
-        return agent
+        settings["base_answers"] = m.adapter_kind == "general" and "adapter" not in options
+        return cls(tools, **{**settings, **options})
 
     def session(self, session_id: str | None = None) -> Session:
         return Session(self, session_id)

@@ -47,6 +47,16 @@ from edgeagent.errors import EdgeAgentError
     type=click.Path(dir_okay=False, path_type=Path),
     help="One JSON object a line: id, calls (empty when none), ok.",
 )
+@click.option(
+    "--coherence",
+    is_flag=True,
+    help="Also: after a scripted tool result, does the answer use its values?",
+)
+@click.option(
+    "--regression",
+    is_flag=True,
+    help="Also: perplexity and no-tool answers, adapter on vs off (forgetting).",
+)
 @click.option("--n-ctx", default=4096, show_default=True)
 @json_option
 def command(
@@ -62,16 +72,22 @@ def command(
     compare: str | None,
     plot: Path | None,
     predictions_out: Path | None,
+    coherence: bool,
+    regression: bool,
     n_ctx: int,
     as_json: bool,
 ) -> None:
     """Run the agent over BFCL-format cases and check its calls by AST, as BFCL does: per
-    category accuracy, valid-call rate, latency and tokens/s."""
+    category accuracy, valid-call rate, latency and tokens/s. --coherence and --regression add
+    the checks beyond single calls."""
+    from edgeagent.evaluation import beyond
     from edgeagent.evaluation.runner import PRESETS, Evaluator, bfcl_cases, file_cases
 
-    if not bfcl and not questions:
+    if not (bfcl or questions or coherence or regression):
         raise EdgeAgentError(
-            "no cases", hint="pass --bfcl simple_python --limit 50, or --questions Q --answers A"
+            "no cases",
+            hint="pass --bfcl simple_python --limit 50, --questions Q --answers A, "
+            "--coherence or --regression",
         )
     cases, skipped = [], []
     if bfcl:
@@ -81,7 +97,7 @@ def command(
         cases += mine[:limit] if limit else mine
     for line in skipped:
         click.secho(f"skipped {line}", fg="yellow", err=True)
-    if not cases:
+    if (bfcl or questions) and not cases:
         raise EdgeAgentError("no case to run", hint="check the case files")
     names = [n.strip() for n in compare.split(",")] if compare else []
     unknown = [n for n in names if n not in PRESETS]
@@ -93,7 +109,7 @@ def command(
     evaluator = Evaluator(model, None if no_adapter else adapter or "default", bundle, n_ctx)
     reports = []
     for name, use_adapter, use_grammar in configs:
-        with _progress(name, len(cases), quiet=as_json) as bar:
+        with _progress(name, len(cases), quiet=as_json or not cases) as bar:
             rep = evaluator.run(
                 cases,
                 name=name,
@@ -102,7 +118,10 @@ def command(
                 progress=lambda i, r: bar and bar.update(1),
             )
         rep.skipped = skipped
+        if coherence:
+            rep.coherence = beyond.coherence(evaluator, use_adapter, use_grammar)
         reports.append(rep)
+    checked = beyond.regression(evaluator) if regression else None
     if predictions_out:
         with predictions_out.open("w", encoding="utf-8") as fh:
             for rep in reports:
@@ -111,19 +130,41 @@ def command(
                     if len(reports) > 1:
                         row["config"] = rep.config
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    if compare or plot:
+    if cases and (compare or plot):
         from edgeagent.evaluation.plot import plot_comparison
 
         plot = plot_comparison(reports, plot or Path("eval-compare.png"))
     if as_json:
         data = [r.to_dict() for r in reports]
-        echo_json(
-            data[0] if len(data) == 1 else {"configs": data, "plot": str(plot) if plot else None}
-        )
+        out = data[0] if len(data) == 1 else {"configs": data, "plot": str(plot) if plot else None}
+        echo_json({**out, "regression": checked} if regression else out)
         return
-    _table(reports)
+    if cases:
+        _table(reports)
+    for rep in reports:
+        if rep.coherence:
+            c = rep.coherence
+            click.echo(
+                f"{rep.config}: coherence: called the tool {c['called']:.2f}, answer uses "
+                f"the result {c['answer_uses_result']:.2f} ({c['cases']} cases)"
+            )
+    if checked:
+        _regression(checked)
     if plot:
         click.echo(f"chart: {plot}")
+
+
+def _regression(checked: dict[str, Any]) -> None:
+    if not checked["checked"]:
+        click.echo(f"regression: not checked ({checked['why']})")
+        return
+    p, a = checked["perplexity"], checked["no_tool_answers"]
+    verdict = click.style("REGRESSED", fg="red") if checked["regressed"] else "ok"
+    click.echo(
+        f"regression: {verdict}: general-text perplexity {p['bare']:.2f} bare, {p['adapter']:.2f} "
+        f"with the adapter (x{p['ratio']:.2f}); no-tool prompts answered {a['bare']:.2f} bare, "
+        f"{a['adapter']:.2f} with it"
+    )
 
 
 def _progress(label: str, n: int, quiet: bool) -> Any:

@@ -74,6 +74,7 @@ class EvalReport:
     categories: list[CategoryScore]
     overall: CategoryScore
     skipped: list[str] = field(default_factory=list)  # malformed input lines, with the reason
+    coherence: dict[str, Any] | None = None  # evaluation.beyond.coherence, when asked
     results: list[CaseResult] = field(default_factory=list)
 
     def to_dict(self, with_results: bool = False) -> dict[str, Any]:
@@ -102,7 +103,8 @@ class Evaluator:
         bundle: str | Path | None = None,
         n_ctx: int = 4096,
     ) -> None:
-        from edgeagent.models import default_adapter_path, default_model_path
+        from edgeagent.bundle import file_sha256
+        from edgeagent.models import DEFAULT_ADAPTER, default_adapter_path, default_model_path
 
         if bundle:
             from edgeagent.bundle import inside, read_manifest
@@ -115,6 +117,10 @@ class Evaluator:
             adapter = default_adapter_path(model)
         self.model = str(model or default_model_path())
         self.adapter = Path(adapter) if adapter else None
+        # the shipped general adapter decides calls and leaves answers to the base model
+        self.shipped_adapter = bool(adapter) and file_sha256(Path(adapter)) == file_sha256(
+            DEFAULT_ADAPTER
+        )
         self.n_ctx = n_ctx
         self._backend: Any = None
 

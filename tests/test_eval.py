@@ -192,3 +192,38 @@ def test_eval_cli_json_predictions_and_comparison_chart(bfcl_cache, tmp_path):
 def test_eval_without_cases_says_what_to_pass():
     proc = cli("eval", check=False)
     assert proc.returncode == 2 and "--bfcl simple_python" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+    from edgeagent.evaluation.runner import Evaluator
+
+    return Evaluator()  # the embedded model with the shipped adapter
+
+
+@pytest.mark.model
+def test_coherence_checks_the_answer_uses_the_scripted_result(evaluator):
+    from edgeagent.evaluation import beyond
+
+    cases = [c for c in beyond.shipped("coherence.jsonl") if c["id"] == "coherence_weather"]
+    right = beyond.coherence(evaluator, adapter=True, grammar=True, cases=cases)
+    assert right["cases"] == 1 and right["called"] == 1.0, right
+    assert right["results"][0]["ok"] == ("23" in right["results"][0]["answer"])
+    lie = [{**cases[0], "expect": ["a value no answer contains"]}]
+    assert (
+        beyond.coherence(evaluator, adapter=True, grammar=True, cases=lie)["answer_uses_result"]
+        == 0
+    )
+
+
+@pytest.mark.model
+def test_the_regression_check_sees_what_the_adapter_does_to_general_answers(evaluator):
+    from edgeagent.evaluation import beyond
+
+    bare = beyond.perplexity(evaluator.model, None)
+    tuned = beyond.perplexity(evaluator.model, str(evaluator.adapter))
+    assert 5 < bare < 40 and tuned != bare  # the adapter changes the model's predictions
+    prompts = beyond.shipped("general_prompts.jsonl")[:2]  # capital of France, days in a week
+    assert beyond.no_tool_answers(evaluator, adapter=False, prompts=prompts)["right"] > 0
+    on = beyond.no_tool_answers(evaluator, adapter=True, prompts=prompts)
+    assert on["prompts"] == 2 and all(a["answer"] for a in on["answers"])

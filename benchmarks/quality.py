@@ -1,6 +1,6 @@
 """Scoring shared by the quality benchmarks: the first reply of the agent to one request (greedy,
-grammar on, tool_choice auto), exact-match scoring on synthesized cases and BFCL's AST rule,
-reduced, on BFCL cases. `edgeagent eval` (issue 7) will be the full evaluator."""
+grammar on, tool_choice auto), exact-match scoring on synthesized cases and BFCL's AST check
+(edgeagent.evaluation.checker, the one `edgeagent eval` uses) on BFCL cases."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 from edgeagent import Agent
 from edgeagent.backends import GenerationStats, SamplingParams
 from edgeagent.bfcl import case_tools
+from edgeagent.evaluation.checker import check_case
 from edgeagent.wireformat import CallStream, Message, parse_reply
 
 
@@ -34,34 +35,6 @@ def same_calls(got, want) -> bool:
     return key(got) == key(want)
 
 
-def bfcl_match(got, truth) -> bool:
-    """BFCL's AST rule, reduced: one call per ground-truth call, same name, each ground-truth
-    argument among its allowed values ("" = may be omitted), no unknown argument."""
-    if len(got) != len(truth):
-        return False
-    for (name, args), expected in zip(
-        sorted(got), sorted(truth, key=lambda t: next(iter(t))), strict=True
-    ):
-        want_name, allowed = next(iter(expected.items()))
-        if name != want_name or set(args) - set(allowed):
-            return False
-        for param, values in allowed.items():
-            if param not in args:
-                if "" not in values:
-                    return False
-            elif not any(_equal(args[param], v) for v in values):
-                return False
-    return True
-
-
-def _equal(a, b) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return float(a) == float(b)
-    if isinstance(a, str) and isinstance(b, str):
-        return a.strip().lower() == b.strip().lower()
-    return a == b
-
-
 def score_examples(backend, examples) -> dict:
     """Synthesized cases: exact match of the first reply's calls (or of "no call")."""
     rows = []
@@ -83,13 +56,14 @@ def score_examples(backend, examples) -> dict:
 
 
 def score_bfcl(backend, bfcl) -> dict:
-    """BFCL categories: the AST rule, reduced; irrelevance: no call at all."""
+    """BFCL categories: BFCL's AST check (edgeagent eval's); irrelevance: no call at all."""
     out = {}
     for category, cases in bfcl.items():
         hits = 0
         for case in cases:
             got = first_reply(backend, case_tools(case), case.messages[-1]["content"])
-            hits += (not got) if category.endswith("irrelevance") else bfcl_match(got, case.answer)
+            expected = None if category.endswith("irrelevance") else case.answer
+            hits += check_case(case.functions, got, expected).ok
         out[f"bfcl_{category}"] = {"cases": len(cases), "accuracy": round(hits / len(cases), 3)}
     return out
 

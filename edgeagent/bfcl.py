@@ -111,7 +111,12 @@ def to_json_schema(schema: Any) -> Any:
 
 def case_tools(case: Case) -> list[Tool]:
     """The case's functions as schema-only tools."""
+    return function_tools(case.functions)
+
+
+def function_tools(functions: list[dict[str, Any]]) -> list[Tool]:
+    """BFCL function descriptions as schema-only tools."""
     return [
         Tool.from_schema(f["name"], f.get("description", ""), to_json_schema(f["parameters"]))
-        for f in case.functions
+        for f in functions
     ]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeagent.backends import GenerationStats, SamplingParams
+from edgeagent.bfcl import function_tools
 from edgeagent.errors import EdgeAgentError
 from edgeagent.evaluation.checker import Call, Expected, check_case
 from edgeagent.tools import Tool
@@ -82,15 +83,6 @@ class EvalReport:
         if not with_results:
             out.pop("results")
         return out
-
-
-def case_tools(case: EvalCase) -> list[Tool]:
-    from edgeagent.bfcl import to_json_schema
-
-    return [
-        Tool.from_schema(f["name"], f.get("description", ""), to_json_schema(f["parameters"]))
-        for f in case.functions
-    ]
 
 
 class Evaluator:
@@ -162,7 +154,7 @@ class Evaluator:
         from edgeagent.agent import Agent
         from edgeagent.wireformat import CALL_OPEN, CallStream, Message, parse_reply
 
-        tools = case_tools(case)
+        tools = function_tools(case.functions)
         agent = Agent(tools, backend=self.backend, constrained=grammar)
         prompt = self.backend.tokenize(agent.render([Message("user", case.question)]))
         stats, stream = GenerationStats(), CallStream()

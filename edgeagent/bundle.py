@@ -34,7 +34,7 @@ from typing import Any
 
 from edgeagent._version import __version__
 from edgeagent.errors import EdgeAgentError
-from edgeagent.paths import swap_in
+from edgeagent.paths import fsync_tree, swap_in
 
 MANIFEST = "bundle.toml"
 GRAMMARS = "grammars.json"
@@ -251,7 +251,7 @@ def build_bundle(
         progress("hashing files")
         manifest.files = hash_files(work)
         write_manifest(work, manifest)
-        _sync_tree(work)
+        fsync_tree(work)
         swap_in(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -474,16 +474,6 @@ def _write_synced(path: Path, text: str) -> None:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
-
-
-def _sync_tree(root: Path) -> None:
-    """fsync every file and folder, so the rename that publishes the bundle comes after its data."""
-    for path in [*root.rglob("*"), root]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # ---------------------------------------------------------------------------- verifying

@@ -23,3 +23,14 @@ def swap_in(new: Path, target: Path) -> None:
         os.replace(target, old)
     os.replace(new, target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file and folder under `root`, so a rename that publishes it comes after its
+    data (a crash then leaves the old output or the new one, whole)."""
+    for path in [*root.rglob("*"), root]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from edgeagent.errors import EdgeAgentError
-from edgeagent.paths import swap_in
+from edgeagent.paths import fsync_tree, swap_in
 from edgeagent.train.batches import pack_rows, packed_collator, padded_collator, real_tokens
 from edgeagent.train.data import Example
 from edgeagent.train.render import (
@@ -371,9 +371,9 @@ def _train_job(
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if state.is_world_process_zero:
                 folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-                _fsync_tree(folder)
+                fsync_tree(folder)
                 (folder / COMMIT).write_text(str(state.global_step))
-                _fsync_tree(folder)
+                fsync_tree(folder)
 
     shuffled = rows[:]
     random.Random(s.seed).shuffle(shuffled)
@@ -475,15 +475,6 @@ def _train_job(
         os.replace(tmp, done)
         shutil.rmtree(checkpoints, ignore_errors=True)
     return peft_model.unload(), result  # the base without LoRA layers, for the next job
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in [*folder.rglob("*"), folder]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _metrics(result: TrainResult) -> dict[str, Any]:

@@ -30,8 +30,13 @@ CALL_CLOSE = "</tool_call>"
 DEFAULT_MAX_CALLS = 4
 # An answer may not start with whitespace (str.isspace() chars) or control characters.
 _SPACES = r"\x00-\x20\x7F\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
-# A plain-text answer: it cannot start with '<' (a call) or whitespace.
-_ANSWER_RULE = f"answer ::= [^<{_SPACES}] [^\\x00]*"
+# A plain-text answer: it cannot start with '<' (a call) or whitespace, and it never writes the
+# call tag later on: a '<' is not followed by 't' or another '<'. (Without this a model wrote
+# prose, then "<tool_call>[...]", and the parser took it for a call the grammar never checked.)
+_ANSWER_RULE = (
+    f'answer ::= [^<{_SPACES}] answer-char* "<"?\n'
+    'answer-char ::= [^<\\x00] | "<" [^t<\\x00]'
+)
 
 Role = Literal["system", "user", "assistant", "tool"]
 

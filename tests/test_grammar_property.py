@@ -170,3 +170,22 @@ def test_answer_cannot_start_like_a_call_or_with_space():
     assert not matches(rules, " Hello")
     assert matches(rules, '<tool_call>[{"name": "noop", "arguments": {}}]</tool_call>')
     assert not matches(rules, '<tool_call>[{"name": "other", "arguments": {}}]</tool_call>')
+
+
+def test_an_answer_never_writes_the_call_tag():
+    """A model once wrote prose, then '<tool_call>[...]': the parser took the unchecked text for
+    a call. Under the grammar, an answer cannot contain the tag."""
+    t = make_tool(lambda: None, name="noop")
+    rules = parse_gbnf(build_grammar([t]))
+    call = '<tool_call>[{"name": "noop", "arguments": {}}]</tool_call>'
+    assert not matches(rules, "I can do that:\n" + call)
+    assert not matches(rules, "a <<tool_call>")
+    assert matches(rules, "2 < 3 and x<y, ends with <")
+
+
+@EXAMPLES
+@given(data=st.data())
+def test_answers_the_grammar_admits_hold_no_call_tag(data):
+    rules = parse_gbnf(build_grammar([make_tool(lambda: None, name="noop")]))
+    text = generate(data, rules, start="answer")
+    assert CALL_OPEN not in text and parse_reply(text, []).calls == []

@@ -23,10 +23,10 @@ def plot_comparison(reports: list[Any], out: str | Path, title: str = "") -> Pat
         ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
     ax.set_xticks(range(len(categories)), categories, rotation=15, ha="right")
     ax.set_ylabel("accuracy (BFCL AST check)")
-    ax.set_ylim(0, 1.1)
+    ax.set_ylim(0, 1.25)
     n = reports[0].overall.cases
     ax.set_title(title or f"{Path(reports[0].model).name}: {n} cases")
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper center", ncol=len(reports), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     out = Path(out)

@@ -34,8 +34,7 @@ _SPACES = r"\x00-\x20\x7F\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u30
 # call tag later on: a '<' is not followed by 't' or another '<'. (Without this a model wrote
 # prose, then "<tool_call>[...]", and the parser took it for a call the grammar never checked.)
 _ANSWER_RULE = (
-    f'answer ::= [^<{_SPACES}] answer-char* "<"?\n'
-    'answer-char ::= [^<\\x00] | "<" [^t<\\x00]'
+    f'answer ::= [^<{_SPACES}] answer-char* "<"?\nanswer-char ::= [^<\\x00] | "<" [^t<\\x00]'
 )
 
 Role = Literal["system", "user", "assistant", "tool"]

@@ -135,7 +135,8 @@ def command(
 
         plot = plot_comparison(reports, plot or Path("eval-compare.png"))
     if as_json:
-        data = [r.to_dict() for r in reports]
+        keep = ("config", "model", "adapter", "grammar", "coherence")  # no BFCL cases: no scores
+        data = [r.to_dict() if cases else {k: r.to_dict()[k] for k in keep} for r in reports]
         out = data[0] if len(data) == 1 else {"configs": data, "plot": str(plot) if plot else None}
         echo_json({**out, "regression": checked} if regression else out)
         return

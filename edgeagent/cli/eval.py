@@ -81,7 +81,13 @@ def command(
     category accuracy, valid-call rate, latency and tokens/s. --coherence and --regression add
     the checks beyond single calls."""
     from edgeagent.evaluation import beyond
-    from edgeagent.evaluation.runner import PRESETS, Evaluator, bfcl_cases, file_cases
+    from edgeagent.evaluation.runner import (
+        PRESETS,
+        EvalCase,
+        Evaluator,
+        bfcl_cases,
+        file_cases,
+    )
 
     if not (bfcl or questions or coherence or regression):
         raise EdgeAgentError(
@@ -89,7 +95,8 @@ def command(
             hint="pass --bfcl simple_python --limit 50, --questions Q --answers A, "
             "--coherence or --regression",
         )
-    cases, skipped = [], []
+    cases: list[EvalCase] = []
+    skipped: list[str] = []
     if bfcl:
         cases += bfcl_cases([c.strip() for c in bfcl.split(",") if c.strip()], limit)
     if questions:

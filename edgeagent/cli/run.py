@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -71,7 +72,7 @@ def command(
     from edgeagent.agent import Agent, RunFinished, TextDelta, ToolCallFinished
     from edgeagent.toolsource import load_tools
 
-    options = {
+    options: dict[str, Any] = {
         "n_threads": threads,
         "max_steps": max_steps,
         "constrained": not no_grammar,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 # BFCL's python type names -> Python types ("any" is checked as a string, as BFCL does)
 _TYPES: dict[str, type] = {
@@ -128,7 +128,7 @@ def _check_value(param: str, value: Any, schema: dict[str, Any], allowed: list[A
     elif want is list and not is_variable:
         item_kind = _TYPES.get(str(schema.get("items", {}).get("type", "any")))
         if item_kind is not None and item_kind is not str:
-            wrong = [v for v in value if not _is_type(v, item_kind)]
+            wrong = [v for v in cast(list[Any], value) if not _is_type(v, item_kind)]
             if wrong:
                 return Check(False, "type_error", f"{param!r}: {wrong[0]!r} is not {item_kind}")
     if not is_variable:

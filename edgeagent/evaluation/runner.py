@@ -110,8 +110,8 @@ class Evaluator:
         self.model = str(model or default_model_path())
         self.adapter = Path(adapter) if adapter else None
         # the shipped general adapter decides calls and leaves answers to the base model
-        self.shipped_adapter = bool(adapter) and file_sha256(Path(adapter)) == file_sha256(
-            DEFAULT_ADAPTER
+        self.shipped_adapter = self.adapter is not None and (
+            file_sha256(self.adapter) == file_sha256(DEFAULT_ADAPTER)
         )
         self.n_ctx = n_ctx
         self._backend: Any = None
@@ -128,7 +128,7 @@ class Evaluator:
             else:
                 from edgeagent.backends.llamacpp import LlamaCppBackend
 
-                adapters = {"adapter": self.adapter} if self.adapter else {}
+                adapters: dict[str, str | Path] = {"adapter": self.adapter} if self.adapter else {}
                 self._backend = LlamaCppBackend(self.model, n_ctx=self.n_ctx, adapters=adapters)
         return self._backend
 

@@ -371,17 +371,36 @@ def _write_grammars(work: Path, tools: str | None) -> None:
         gbnf = agent.grammar(answer, calls, offered)
         entries.append({"answer": answer, "calls": calls, "tools": [t.name for t in offered],
                         "gbnf": gbnf})  # fmt: skip
-    data = {"max_calls": agent.max_calls, "max_string_chars": agent.max_string_chars}
+    data = {
+        "max_calls": agent.max_calls,
+        "max_string_chars": agent.max_string_chars,
+        "fingerprint": grammar_fingerprint(),
+    }
     _write_synced(work / GRAMMARS, json.dumps({**data, "grammars": entries}, indent=1) + "\n")
 
 
+def grammar_fingerprint() -> str:
+    """A digest of the code that writes grammars (the wire format and the schema converter's
+    fixes): bundles record it, so grammars from other code are not taken for this code's."""
+    digest = hashlib.sha256()
+    for module in ("wireformat.py", "grammar.py"):
+        digest.update((Path(__file__).parent / module).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def load_grammars(root: Path) -> dict[tuple[bool, bool, tuple[str, ...]], str]:
-    """The precompiled grammars of a bundle (empty for a bundle without them)."""
+    """The precompiled grammars of a bundle. Empty for a bundle without them, and for one built
+    by an edgeagent whose grammar code differs from this one's when this machine can build them
+    itself (a device without llama-cpp-python uses what the bundle brings)."""
+    from edgeagent.grammar import converter_available
+
     path = root / GRAMMARS
     if not path.exists():
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("fingerprint") != grammar_fingerprint() and converter_available():
+            return {}
         return {
             (bool(g["answer"]), bool(g["calls"]), tuple(g["tools"])): str(g["gbnf"])
             for g in data["grammars"]

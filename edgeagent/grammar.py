@@ -67,6 +67,15 @@ def schema_rules(schemas: dict[str, dict[str, Any]], max_string_chars: int) -> s
     return str(converter.format_grammar())
 
 
+def converter_available() -> bool:
+    """Whether llama-cpp-python's JSON-Schema converter can be imported here."""
+    try:
+        _converter_module()
+    except GrammarError:
+        return False
+    return True
+
+
 def _converter_module() -> Any:
     """llama-cpp-python's JSON-Schema -> GBNF converter. A device that runs ONNX only has no
     llama-cpp-python: its bundle carries the grammars precompiled (edgeagent build)."""

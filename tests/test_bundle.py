@@ -249,6 +249,27 @@ def test_a_bundle_brings_its_grammars_for_a_device_without_llama_cpp(rpi5, monke
         Agent(list(DEMO_TOOLS))
 
 
+def test_grammars_from_other_grammar_code_are_rebuilt_where_possible(rpi5, tmp_path):
+    """grammars.json records a digest of the code that wrote it: grammars from another
+    edgeagent's wire format are rebuilt here, not trusted."""
+    from edgeagent.bundle import GRAMMARS, grammar_fingerprint
+
+    bundle = copy_bundle(rpi5[0], tmp_path / "b")
+    data = json.loads((bundle / GRAMMARS).read_text())
+    assert data["fingerprint"] == grammar_fingerprint()
+    everything = next(
+        g for g in data["grammars"] if g["answer"] and g["calls"] and len(g["tools"]) > 1
+    )
+    everything["gbnf"] = 'root ::= "sentinel"'
+    (bundle / GRAMMARS).write_text(json.dumps(data))
+    agent = Agent.from_bundle(bundle)
+    assert agent.grammar(True, True) == 'root ::= "sentinel"'  # same code: the bundle's own
+    data["fingerprint"] = "another-edgeagent"
+    (bundle / GRAMMARS).write_text(json.dumps(data))
+    rebuilt = Agent.from_bundle(bundle).grammar(True, True)
+    assert rebuilt != 'root ::= "sentinel"' and "tool_call" in rebuilt
+
+
 @pytest.mark.model
 def test_an_onnx_bundle_for_a_phone_verifies_and_runs(onnx_backend, tmp_path):
     out = tmp_path / "phone"

@@ -26,23 +26,19 @@ def status(key):
         if line.startswith(key):
             return int(line.split()[1]) * 1024
 model, n_ctx = sys.argv[1], int(sys.argv[2])
-import edgeagent.agent  # noqa: F401  (what a running agent has imported)
+from edgeagent.agent import Agent  # what a running agent has imported
 from edgeagent.backends import GenerationStats, SamplingParams
-from edgeagent.backends.onnx import OnnxBackend, is_onnx_folder
-from edgeagent.backends.llamacpp import LlamaCppBackend
+from edgeagent.backends.onnx import is_onnx_folder
 if is_onnx_folder(model) or Path(model, "model", "model.onnx").exists():
     import llguidance, onnxruntime, tokenizers  # noqa: F401
 else:
     import llama_cpp  # noqa: F401
 before = status("VmRSS")
 if Path(model, "bundle.toml").exists():  # a bundle: its model, adapters and n_ctx
-    from edgeagent.agent import Agent
     backend = Agent.from_bundle(model).backend
     n_ctx = backend.n_ctx
-elif is_onnx_folder(model):
-    backend = OnnxBackend(model, n_ctx=n_ctx)
-else:
-    backend = LlamaCppBackend(model, n_ctx=n_ctx)
+else:  # the backend an agent makes for this model, bare
+    backend = Agent([], model=model, adapter=None, n_ctx=n_ctx).backend
 text = open(sys.argv[3], encoding="utf-8").read()
 ids = backend.tokenize(text)
 while len(ids) < n_ctx:

@@ -6,28 +6,17 @@ from __future__ import annotations
 
 import json
 
-from edgeagent import Agent
-from edgeagent.backends import GenerationStats, SamplingParams
 from edgeagent.bfcl import case_tools
 from edgeagent.evaluation.checker import check_case
-from edgeagent.wireformat import CallStream, Message, parse_reply
+from edgeagent.evaluation.runner import first_reply as evaluation_first_reply
+from edgeagent.wireformat import parse_reply
 
 
 def first_reply(backend, tools, user):
     """The calls of the first reply (empty list: an answer), as the agent's first step makes
     it with tool_choice auto."""
-    agent = Agent(tools, backend=backend)
-    prompt = backend.tokenize(agent.render([Message("user", user)]))
-    grammar = agent.grammar(allow_answer=True, allow_calls=True)
-    stats, stream = GenerationStats(), CallStream()
-    pieces = backend.generate(
-        prompt, grammar=grammar, sampling=SamplingParams(), max_tokens=160, stats=stats
-    )
-    for piece in pieces:
-        if not stream.feed(piece):
-            break
-    pieces.close()
-    return [(c.name, c.arguments) for c in parse_reply(stream.text, tools).calls]
+    text, _ = evaluation_first_reply(backend, tools, user, max_tokens=160)
+    return [(c.name, c.arguments) for c in parse_reply(text, tools).calls]
 
 
 def same_calls(got, want) -> bool:

@@ -35,6 +35,7 @@ from typing import Any
 from edgeagent._version import __version__
 from edgeagent.errors import EdgeAgentError
 from edgeagent.paths import fsync_tree, swap_in
+from edgeagent.tools import Tool
 
 MANIFEST = "bundle.toml"
 GRAMMARS = "grammars.json"
@@ -197,7 +198,8 @@ def build_bundle(
     """Plan, convert as needed, and write a verified-by-construction bundle at `out`."""
     from edgeagent.models import DEFAULT_MODEL_PIN, default_adapter_path, default_model_path
     from edgeagent.targets import load_target
-    from edgeagent.targets.planner import estimate, model_shape, plan
+    from edgeagent.targets.planner import model_shape, plan
+    from edgeagent.toolsource import load_tools
 
     start = time.perf_counter()
     out = Path(out)
@@ -209,6 +211,7 @@ def build_bundle(
     if adapter == "default":  # the shipped general adapter fits the embedded model only
         adapter = default_adapter_path(model) if fmt == "gguf" and not decoupled else None
     shape = model_shape(source)
+    loaded = load_tools(tools)  # refuses a source that defines no tools before anything is written
     chosen = plan(shape, target, fmt=fmt, quant=quant, n_ctx=n_ctx)
     assert chosen.choice is not None
     choice = chosen.choice
@@ -233,12 +236,10 @@ def build_bundle(
         )
         if fmt == "gguf":
             _place_adapters(manifest, work, adapter, decoupled, source, progress)
-        manifest.tools = _place_tools(tools, work)
-        _write_grammars(work, tools)
-        # the plan again, on the file actually written: refuse what does not fit after all
-        built = estimate(model_shape(work / manifest.model), fmt, choice.quantization, choice.n_ctx)
-        adapters_bytes = _tree_bytes(work / "adapters")
-        manifest.estimate_bytes = built.total + adapters_bytes
+        manifest.tools = _place_tools(tools, loaded, work)
+        _write_grammars(work, loaded)
+        # the plan again, on the files actually written: refuse what does not fit after all
+        manifest.estimate_bytes = planned_bytes(work, manifest)
         manifest.budget_bytes = target.budget_bytes
         if manifest.estimate_bytes > target.budget_bytes:
             raise BundleError(
@@ -300,7 +301,7 @@ def _place_adapters(
     manifest: Manifest, work: Path, adapter: str | Path | None, decoupled: str | Path | None,
     source: Path, progress: Progress,
 ) -> None:  # fmt: skip
-    from edgeagent.models import DEFAULT_ADAPTER
+    from edgeagent.models import is_default_adapter
 
     if adapter:
         adapter = Path(adapter)
@@ -315,7 +316,7 @@ def _place_adapters(
             dest = work / "adapters" / adapter.name
             shutil.copyfile(adapter, dest)
         manifest.adapter = f"adapters/{dest.name}"
-        if adapter.resolve() == DEFAULT_ADAPTER.resolve():
+        if is_default_adapter(adapter):
             manifest.adapter_kind = "general"
     if decoupled:
         from edgeagent.decoupled import DecoupledAdapters
@@ -325,12 +326,9 @@ def _place_adapters(
         manifest.decoupled = "adapters/decoupled"
 
 
-def _place_tools(tools: str | None, work: Path) -> str:
+def _place_tools(tools: str | None, loaded: list[Tool], work: Path) -> str:
     """The tools' manifest (tools.json) and a reference the device can load: a module that
     ships with edgeagent by name, a user's module as a file copied into the bundle."""
-    from edgeagent.toolsource import load_tools
-
-    loaded = load_tools(tools)  # refuses a source that defines no tools before anything is written
     specs = [{**t.spec(), "effects": t.effects} for t in loaded]
     _write_synced(work / "tools.json", json.dumps(specs, indent=2, ensure_ascii=False) + "\n")
     if tools is None:
@@ -352,14 +350,13 @@ def _place_tools(tools: str | None, work: Path) -> str:
     return f"tools/{origin.name}"
 
 
-def _write_grammars(work: Path, tools: str | None) -> None:
+def _write_grammars(work: Path, tools: list[Tool]) -> None:
     """grammars.json: the tool-call grammars the agent uses with all the bundle's tools offered
     (and each tool alone, which Agent checks at start), so a device without llama-cpp-python's
     JSON-Schema converter (an ONNX-only phone) runs the same constrained calls."""
     from edgeagent.agent import Agent
-    from edgeagent.toolsource import load_tools
 
-    agent = Agent(load_tools(tools), adapter=None)
+    agent = Agent(tools, adapter=None)
     combos = [
         (agent.tools, (True, True)),
         (agent.tools, (False, True)),
@@ -484,6 +481,16 @@ def hash_files(root: Path) -> list[BundleFile]:
     return files
 
 
+def planned_bytes(root: Path, manifest: Manifest) -> int:
+    """The planner's memory for a bundle's model as written, with its context full, plus its
+    adapters (what the build records and verify checks against the target)."""
+    from edgeagent.targets.planner import estimate, model_shape
+
+    shape = model_shape(root / manifest.model)
+    e = estimate(shape, manifest.format, manifest.quantization, manifest.n_ctx)
+    return e.total + _tree_bytes(root / "adapters")
+
+
 def _tree_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
 
@@ -565,16 +572,12 @@ def _file_problems(root: Path, manifest: Manifest) -> list[str]:
 
 def _fit_check(root: Path, manifest: Manifest) -> Check:
     from edgeagent.targets import TargetError, load_target
-    from edgeagent.targets.planner import estimate, model_shape
 
     try:
         target = load_target(manifest.target)
     except TargetError as exc:
         return Check("fits", True, f"target not known here, not checked ({exc})")
-    model = root / manifest.model
-    e = estimate(model_shape(model), manifest.format, manifest.quantization, manifest.n_ctx)
-    adapters = _tree_bytes(root / "adapters")
-    need, budget = e.total + adapters, target.budget_bytes
+    need, budget = planned_bytes(root, manifest), target.budget_bytes
     return Check(
         "fits",
         need <= budget,

@@ -56,6 +56,15 @@ def default_adapter_path(model: str | Path | None = None) -> Path | None:
     return DEFAULT_ADAPTER if model is None and DEFAULT_ADAPTER.exists() else None
 
 
+def is_default_adapter(path: str | Path) -> bool:
+    """Whether `path` holds the shipped general adapter (the file or a copy of it, as in a
+    bundle): the one trained on calls only, whose answers the base model writes."""
+    path = Path(path)
+    if not DEFAULT_ADAPTER.exists() or path.stat().st_size != DEFAULT_ADAPTER.stat().st_size:
+        return False
+    return path.read_bytes() == DEFAULT_ADAPTER.read_bytes()
+
+
 def resolve_model(model: str | Path | None) -> Path:
     """A model argument as a checked path: None means the embedded default."""
     path = default_model_path() if model is None else Path(model).expanduser()

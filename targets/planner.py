@@ -19,7 +19,7 @@ context is full; tests/test_targets.py holds it within 15% for the embedded mode
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -337,8 +337,3 @@ def plan(
             hint="pick a smaller model or quantization, a shorter --n-ctx, or a larger variant",
         )
     return result
-
-
-def with_exact_weights(e: Estimate, model: ModelShape) -> Estimate:
-    """The estimate again, for the file the build actually wrote."""
-    return replace(e, weights=model.weights_bytes, exact_weights=True)

@@ -95,8 +95,7 @@ class Evaluator:
         bundle: str | Path | None = None,
         n_ctx: int = 4096,
     ) -> None:
-        from edgeagent.bundle import file_sha256
-        from edgeagent.models import DEFAULT_ADAPTER, default_adapter_path, default_model_path
+        from edgeagent.models import default_adapter_path, default_model_path, is_default_adapter
 
         if bundle:
             from edgeagent.bundle import inside, read_manifest
@@ -110,26 +109,21 @@ class Evaluator:
         self.model = str(model or default_model_path())
         self.adapter = Path(adapter) if adapter else None
         # the shipped general adapter decides calls and leaves answers to the base model
-        self.shipped_adapter = self.adapter is not None and (
-            file_sha256(self.adapter) == file_sha256(DEFAULT_ADAPTER)
-        )
+        self.shipped_adapter = self.adapter is not None and is_default_adapter(self.adapter)
         self.n_ctx = n_ctx
         self._backend: Any = None
 
     @property
     def backend(self) -> Any:
         if self._backend is None:
-            from edgeagent.backends.onnx import OnnxBackend, is_onnx_folder
+            from edgeagent.agent import Agent
+            from edgeagent.backends.onnx import is_onnx_folder
 
-            if is_onnx_folder(self.model):
-                if self.adapter:
-                    raise EdgeAgentError("ONNX models run merged: evaluate with --no-adapter")
-                self._backend = OnnxBackend(self.model, n_ctx=self.n_ctx)
-            else:
-                from edgeagent.backends.llamacpp import LlamaCppBackend
-
-                adapters: dict[str, str | Path] = {"adapter": self.adapter} if self.adapter else {}
-                self._backend = LlamaCppBackend(self.model, n_ctx=self.n_ctx, adapters=adapters)
+            if self.adapter and is_onnx_folder(self.model):
+                raise EdgeAgentError("ONNX models run merged: evaluate with --no-adapter")
+            # the backend an agent makes for this model, its adapter loaded as "adapter"
+            agent = Agent([], model=self.model, adapter=self.adapter, n_ctx=self.n_ctx)
+            self._backend = agent.backend
         return self._backend
 
     def run(
@@ -151,29 +145,15 @@ class Evaluator:
         return report(name, self.model, adapter, grammar, results)
 
     def run_case(self, case: EvalCase, grammar: bool = True) -> CaseResult:
-        from edgeagent.agent import Agent
-        from edgeagent.wireformat import CALL_OPEN, CallStream, Message, parse_reply
+        from edgeagent.wireformat import CALL_OPEN, parse_reply
 
         tools = function_tools(case.functions)
-        agent = Agent(tools, backend=self.backend, constrained=grammar)
-        prompt = self.backend.tokenize(agent.render([Message("user", case.question)]))
-        stats, stream = GenerationStats(), CallStream()
         start = time.perf_counter()
-        pieces = self.backend.generate(
-            prompt,
-            grammar=agent.grammar(allow_answer=True, allow_calls=True) if grammar else None,
-            sampling=SamplingParams(),
-            max_tokens=MAX_REPLY_TOKENS,
-            stats=stats,
-        )
-        for piece in pieces:
-            if not stream.feed(piece):
-                break
-        pieces.close()
+        text, stats = first_reply(self.backend, tools, case.question, grammar)
         latency = time.perf_counter() - start
-        reply = parse_reply(stream.text, tools)
+        reply = parse_reply(text, tools)
         calls: list[Call] = [(c.name, c.arguments) for c in reply.calls]
-        attempted = CALL_OPEN in stream.text
+        attempted = CALL_OPEN in text
         valid = attempted and not reply.problems and all(_validates(tools, c) for c in calls)
         check = check_case(case.functions, calls, case.expected)
         return CaseResult(
@@ -189,6 +169,32 @@ class Evaluator:
             completion_tokens=stats.completion_tokens,
             decode_s=round(stats.decode_s, 3),
         )
+
+
+def first_reply(
+    backend: Any, tools: list[Tool], question: str, grammar: bool = True,
+    max_tokens: int = MAX_REPLY_TOKENS,
+) -> tuple[str, GenerationStats]:  # fmt: skip
+    """The agent's first reply to `question` with `tools` offered (tool_choice auto, greedy),
+    stopped as the agent stops it (a repeated call); its text and generation figures."""
+    from edgeagent.agent import Agent
+    from edgeagent.wireformat import CallStream, Message
+
+    agent = Agent(tools, backend=backend, constrained=grammar)
+    prompt = backend.tokenize(agent.render([Message("user", question)]))
+    stats, stream = GenerationStats(), CallStream()
+    pieces = backend.generate(
+        prompt,
+        grammar=agent.grammar(allow_answer=True, allow_calls=True) if grammar else None,
+        sampling=SamplingParams(),
+        max_tokens=max_tokens,
+        stats=stats,
+    )
+    for piece in pieces:
+        if not stream.feed(piece):
+            break
+    pieces.close()
+    return stream.text, stats
 
 
 def _validates(tools: list[Tool], call: Call) -> bool:

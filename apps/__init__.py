@@ -1,1 +1,1 @@
-"""edgeagent.apps: the Textual terminal assistant (lands with its own issue)."""
+"""edgeagent.apps: the Textual terminal assistant (`edgeagent chat`, edgeagent.apps.chat)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +28,7 @@ from typing import Any, Literal
 from edgeagent.backends import Backend, GenerationStats, SamplingParams
 from edgeagent.context import ContextWindow, WindowSettings
 from edgeagent.decoupled import DecoupledAdapters, two_phase
-from edgeagent.errors import ContextOverflowError
+from edgeagent.errors import ContextOverflowError, Interrupted
 from edgeagent.grammar import DEFAULT_MAX_STRING_CHARS
 from edgeagent.memory import Embedder, MemoryIndex
 from edgeagent.models import default_adapter_path
@@ -54,6 +54,8 @@ MIN_REPLY_TOKENS = 32
 ToolChoice = Literal["auto", "required", "none"]
 #: (answer allowed, calls allowed, names of the tools offered)
 GrammarKey = tuple[bool, bool, tuple[str, ...]]
+#: Asked before a tool with side effects ("write" or "external") runs; False declines the call.
+Confirm = Callable[[ToolCall, Tool], bool]
 
 
 @dataclass
@@ -182,6 +184,7 @@ class Agent:
         tool_embedder: Embedder | None = None,
         grammars: dict[GrammarKey, str] | None = None,
         base_answers: bool | None = None,
+        confirm: Confirm | None = None,
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
@@ -230,7 +233,10 @@ class Agent:
         # precompiled (a bundle's grammars.json): a device without llama-cpp-python's
         # JSON-Schema converter runs on these
         self._precompiled: dict[GrammarKey, str] = dict(grammars or {})
+        #: asked before each call of a tool with side effects; None runs them unasked
+        self.confirm = confirm
         self._lock = threading.Lock()
+        self._interrupt = threading.Event()
         if constrained:  # build the grammars now: a schema they cannot express fails here
             for t in self.tools:
                 self.grammar(allow_answer=True, allow_calls=True, tools=[t])
@@ -342,6 +348,19 @@ class Agent:
         settings["base_answers"] = m.adapter_kind == "general" and "adapter" not in options
         return cls(tools, **{**settings, **options})
 
+    def interrupt(self) -> None:
+        """Stop the turn running now, from any thread: its stream raises Interrupted at the
+        next prompt batch, token or tool call, and the turn is taken back. A tool already
+        running finishes first."""
+        self._interrupt.set()
+        stop = getattr(self._backend, "interrupt", None)
+        if stop is not None:
+            stop()
+
+    def _check_interrupt(self) -> None:
+        if self._interrupt.is_set():
+            raise Interrupted("the turn was interrupted")
+
     def session(self, session_id: str | None = None) -> Session:
         return Session(self, session_id)
 
@@ -349,7 +368,7 @@ class Agent:
         """One request in a fresh conversation."""
         return self.session().send(prompt)
 
-    def stream(self, prompt: str) -> Iterator[Event]:
+    def stream(self, prompt: str) -> Generator[Event, None, None]:
         return self.session().stream(prompt)
 
     def render(self, messages: list[Message], tools: list[Tool] | None = None) -> str:
@@ -369,7 +388,11 @@ class Session:
         self.agent = agent
         self.id = session_id or uuid.uuid4().hex[:12]
         self.messages: list[Message] = []
+        #: every call executed in this conversation, in the order of its "tool" messages
+        self.records: list[ToolCallRecord] = []
         self.window = ContextWindow(agent.memory, self.id, agent.window_settings)
+        #: tokens of the context the last reply was generated in: its prompt and the reply
+        self.context_tokens = 0
 
     def send(self, prompt: str) -> RunResult:
         for event in self.stream(prompt):
@@ -377,11 +400,15 @@ class Session:
                 return event.result
         raise RuntimeError("the run ended without a result")  # pragma: no cover
 
-    def stream(self, prompt: str) -> Iterator[Event]:
+    def stream(self, prompt: str) -> Generator[Event, None, None]:
         """Run one user turn, yielding text as it is generated and each tool call as it runs."""
         agent = self.agent
+        agent._interrupt.clear()
+        clear = getattr(agent._backend, "clear_interrupt", None)
+        if clear is not None:
+            clear()
         start = time.perf_counter()
-        checkpoint = len(self.messages)
+        checkpoint, records_checkpoint = len(self.messages), len(self.records)
         recalled = self.window.recall(prompt)
         self.messages.append(Message("user", prompt, recalled=recalled))
         tools = agent.tools_for(prompt)
@@ -400,18 +427,23 @@ class Session:
                 text, stats, stream = "", GenerationStats(), CallStream()
                 kind = ""
                 with agent._lock:
+                    agent._check_interrupt()
                     pieces = self._generate(tools, allow_answer, allow_calls, stats)
-                    for piece in pieces:
-                        if not timings.ttft_s:
-                            timings.ttft_s = time.perf_counter() - start
-                        keep_going = stream.feed(piece)
-                        kind = kind or ("call" if stream.text.startswith("<") else "answer")
-                        yield TextDelta(piece, kind)
-                        if not keep_going:
-                            break
-                    pieces.close()  # stops generation; the backend records its timings
+                    try:
+                        for piece in pieces:
+                            agent._check_interrupt()
+                            if not timings.ttft_s:
+                                timings.ttft_s = time.perf_counter() - start
+                            keep_going = stream.feed(piece)
+                            kind = kind or ("call" if stream.text.startswith("<") else "answer")
+                            yield TextDelta(piece, kind)
+                            if not keep_going:
+                                break
+                    finally:
+                        pieces.close()  # stops generation; the backend records its timings
                     text = stream.text
                 self._account(usage, timings, stats)
+                self.context_tokens = stats.prompt_tokens + stats.completion_tokens
                 reply = parse_reply(text, tools if agent.constrained else agent.tools)
                 duplicates += reply.duplicates_dropped + stream.repeated
                 problems += [f"reply {steps}: {p}" for p in reply.problems]
@@ -437,15 +469,19 @@ class Session:
                 self.messages.append(Message("assistant", calls=fresh))
                 for call in fresh:
                     yield ToolCallStarted(call)
+                    agent._check_interrupt()
                     record = self._execute(call)
                     timings.tools_s += record.duration_s
                     records.append(record)
+                    self.records.append(record)
                     self.messages.append(Message("tool", record.result, name=call.name))
                     yield ToolCallFinished(record)
             else:
                 hit_limit = True
         except BaseException:
-            del self.messages[checkpoint:]  # a failed turn leaves the conversation as it was
+            # a failed or cancelled turn leaves the conversation as it was
+            del self.messages[checkpoint:]
+            del self.records[records_checkpoint:]
             raise
         timings.total_s = time.perf_counter() - start
         result = RunResult(answer, records, usage, timings, steps, duplicates, hit_limit, problems)
@@ -538,6 +574,10 @@ class Session:
         if tool is None:  # only possible without the grammar
             error = f"unknown tool {call.name!r}; the tools are: {', '.join(self.agent._tool_map)}"
             return ToolCallRecord(call.name, call.arguments, error, False, error)
+        confirm = self.agent.confirm
+        if tool.effects != "read" and confirm is not None and not confirm(call, tool):
+            error = f"the user declined to run {call.name}"
+            return ToolCallRecord(call.name, call.arguments, error.capitalize() + ".", False, error)
         outcome = tool.invoke(call.arguments, max_chars=self.agent.max_result_chars)
         return ToolCallRecord(
             call.name,
@@ -560,6 +600,7 @@ class Session:
 
 __all__ = [
     "Agent",
+    "Confirm",
     "Event",
     "RunFinished",
     "RunResult",

@@ -36,3 +36,7 @@ class ContextOverflowError(EdgeAgentError):
 
 class GrammarError(EdgeAgentError):
     """A tool schema could not be turned into a grammar."""
+
+
+class Interrupted(Exception):
+    """A generation stopped by `Agent.interrupt()`; the turn is taken back."""

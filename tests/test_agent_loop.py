@@ -187,3 +187,77 @@ def test_a_call_cut_off_by_max_tokens_is_not_an_answer():
     assert result.answer == "Sorry, that did not work." and result.tool_calls == []
     assert any("incomplete call" in p for p in result.problems)
     assert "calls" not in backend.grammars[1]
+
+
+@tool(effects="write")
+def save_note(text: str) -> str:
+    """Save a note."""
+    calls_made.append(len(text))
+    return "saved"
+
+
+def test_confirm_is_asked_for_tools_with_side_effects_and_a_no_is_returned_to_the_model():
+    calls_made.clear()
+    asked: list[str] = []
+
+    def confirm(call, tool_):
+        asked.append(f"{call.name}:{tool_.effects}")
+        return False
+
+    backend = ScriptedBackend([call("save_note", '{"text": "milk"}'), "Not saved."])
+    result = Agent([save_note], backend=backend, confirm=confirm).run("note milk")
+    assert asked == ["save_note:write"]
+    assert calls_made == []  # declined: never ran
+    record = result.tool_calls[0]
+    assert not record.ok and record.error == "the user declined to run save_note"
+    assert "declined" in "".join(map(chr, backend.prompts[1]))
+    assert result.answer == "Not saved."
+
+
+def test_confirm_is_not_asked_for_read_only_tools_and_a_yes_runs_the_tool():
+    calls_made.clear()
+    asked: list[str] = []
+
+    def confirm(call, tool_):
+        asked.append(call.name)
+        return True
+
+    @tool
+    def lookup(q: str) -> str:
+        """Look something up."""
+        return "found"
+
+    replies = [
+        '<tool_call>[{"name": "lookup", "arguments": {"q": "a"}}, '
+        '{"name": "save_note", "arguments": {"text": "ab"}}]</tool_call>',
+        "Done.",
+    ]
+    backend = ScriptedBackend(replies)
+    result = Agent([lookup, save_note], backend=backend, confirm=confirm).run("go")
+    assert asked == ["save_note"]
+    assert calls_made == [2] and all(c.ok for c in result.tool_calls)
+
+
+def test_interrupt_from_another_thread_takes_the_turn_back():
+    from edgeagent.errors import Interrupted
+
+    backend = ScriptedBackend([call("set_timer", '{"minutes": 3}'), "Done.", "Second answer."])
+    agent = Agent([set_timer], backend=backend)
+    session = agent.session()
+    events = session.stream("timer")
+    next(events)  # the first piece of the call
+    agent.interrupt()  # what another thread (a UI's Stop key) does
+    with pytest.raises(Interrupted):
+        list(events)
+    assert session.messages == [] and session.records == []
+    # the next turn runs normally: an interrupt stops one turn, not the agent
+    backend.replies = ["Second answer."]
+    assert session.send("hello").answer == "Second answer."
+    assert [m.role for m in session.messages] == ["user", "assistant"]
+
+
+def test_context_tokens_counts_the_last_prompt_and_reply():
+    backend = ScriptedBackend(["Hi there."])
+    session = Agent([set_timer], backend=backend).session()
+    session.send("hello")
+    assert session.context_tokens == len(backend.prompts[0]) + 2  # two 7-char pieces

@@ -21,7 +21,7 @@ import numpy as np
 
 from edgeagent.backends import GenerationStats, SamplingParams
 from edgeagent.backends.llamacpp import _Chooser, _run_length, default_threads
-from edgeagent.errors import ContextOverflowError, GrammarError, ModelFileError
+from edgeagent.errors import ContextOverflowError, GrammarError, Interrupted, ModelFileError
 
 MODEL_FILE = "model.onnx"
 
@@ -99,6 +99,7 @@ class OnnxBackend:
         self.model = OnnxModel(folder, n_threads)
         self.model_path = str(folder)
         self.n_ctx = n_ctx
+        self._interrupted = False
         tokenizer_file = folder / "tokenizer.json"
         if not tokenizer_file.exists():
             raise ModelFileError(f"{folder}: tokenizer.json is missing")
@@ -182,6 +183,7 @@ class OnnxBackend:
             # the prompt in chunks, as llama.cpp does: logits and attention scores for one
             # chunk at a time, not for the whole prompt (2,048 tokens x vocab x f32 = 400 MB)
             for at in range(shared, len(prompt), PREFILL_CHUNK):
+                self._check_interrupt()
                 logits, past = self.model.forward(prompt[at : at + PREFILL_CHUNK], past, start=at)
             self._past = past
             self._cache = list(prompt)
@@ -208,6 +210,7 @@ class OnnxBackend:
                     yield piece
                 if stats.completion_tokens >= max_tokens or len(ids) + 1 >= self.n_ctx:
                     break
+                self._check_interrupt()
                 logits, self._past = self.model.forward([token], self._past, start=len(ids))
                 ids.append(token)
                 self._cache = list(ids)
@@ -217,6 +220,18 @@ class OnnxBackend:
         finally:
             if first_at:
                 stats.decode_s = time.perf_counter() - first_at
+
+    def interrupt(self) -> None:
+        """Stop the generation running now (from another thread) at the next prompt chunk or
+        token: it raises Interrupted, and so does every generation until clear_interrupt()."""
+        self._interrupted = True
+
+    def clear_interrupt(self) -> None:
+        self._interrupted = False
+
+    def _check_interrupt(self) -> None:
+        if self._interrupted:
+            raise Interrupted("the generation was interrupted")
 
     def _piece(self, token: int) -> bytes:
         return bytes(self.ll_tokenizer.decode_bytes([token]))

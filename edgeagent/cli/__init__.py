@@ -28,9 +28,21 @@ def main() -> None:
 
 
 def _register() -> None:
-    from edgeagent.cli import bundle, data, eval, export, memory, models, run, targets, tools, train
+    from edgeagent.cli import (
+        bundle,
+        chat,
+        data,
+        eval,
+        export,
+        memory,
+        models,
+        run,
+        targets,
+        tools,
+        train,
+    )
 
-    for module in (run, models, tools, memory, data, train, export, eval):
+    for module in (run, chat, models, tools, memory, data, train, export, eval):
         main.add_command(module.command)
     for command in (targets.targets, targets.plan, bundle.build, bundle.verify):
         main.add_command(command)

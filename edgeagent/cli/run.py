@@ -8,35 +8,13 @@ from typing import Any
 
 import click
 
+from edgeagent.cli.agentopts import agent_options, make_agent
 from edgeagent.cli.common import echo_json, json_option
-from edgeagent.errors import EdgeAgentError
 
 
 @click.command("run")
 @click.argument("prompt")
-@click.option(
-    "--model", type=click.Path(path_type=Path), help="GGUF file or ONNX folder (default: embedded)."
-)
-@click.option(
-    "--adapter",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="GGUF LoRA adapter to apply (edgeagent export lora). Default: the shipped general "
-    "adapter on the embedded model.",
-)
-@click.option("--no-adapter", is_flag=True, help="Run the bare model, without any adapter.")
-@click.option(
-    "--decoupled",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder of DualTune GGUF adapters (selector + per-tool arguments).",
-)
-@click.option(
-    "--bundle",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Run a bundle (edgeagent build): its model, adapters, tools and settings.",
-)
-@click.option("--tools", "tools_source", metavar="MODULE", help="Module or .py file of tools.")
-@click.option("--n-ctx", type=int, help="Context length (default: 2048, or the bundle's).")
-@click.option("--threads", type=int, help="CPU threads (default: all this process may use).")
+@agent_options
 @click.option("--max-steps", default=4, show_default=True, help="Model calls per request.")
 @click.option(
     "--tool-choice",
@@ -54,52 +32,23 @@ from edgeagent.errors import EdgeAgentError
 @json_option
 def command(
     prompt: str,
-    model: Path | None,
-    adapter: Path | None,
-    no_adapter: bool,
-    decoupled: Path | None,
-    bundle: Path | None,
-    tools_source: str | None,
-    n_ctx: int | None,
-    threads: int | None,
     max_steps: int,
     tool_choice: str,
     no_grammar: bool,
     memory: Path | None,
     as_json: bool,
+    **model_options: Any,
 ) -> None:
     """Run one request: the model may call tools, then answers."""
-    from edgeagent.agent import Agent, RunFinished, TextDelta, ToolCallFinished
-    from edgeagent.toolsource import load_tools
+    from edgeagent.agent import RunFinished, TextDelta, ToolCallFinished
 
-    options: dict[str, Any] = {
-        "n_threads": threads,
-        "max_steps": max_steps,
-        "constrained": not no_grammar,
-        "tool_choice": tool_choice,
-        "memory": memory,
-    }
-    if n_ctx:
-        options["n_ctx"] = n_ctx
-    if bundle:
-        if model or adapter or decoupled or tools_source:
-            raise EdgeAgentError(
-                "--bundle brings its own model, adapters and tools",
-                hint="drop --model/--adapter/--decoupled/--tools, or run without --bundle",
-            )
-        if no_adapter:
-            options["adapter"] = None
-        if threads is None:
-            del options["n_threads"]
-        agent = Agent.from_bundle(bundle, **options)
-    else:
-        agent = Agent(
-            load_tools(tools_source),
-            model=model,
-            adapter=None if no_adapter else adapter or "default",
-            decoupled=decoupled,
-            **options,
-        )
+    agent = make_agent(
+        max_steps=max_steps,
+        constrained=not no_grammar,
+        tool_choice=tool_choice,
+        memory=memory,
+        **model_options,
+    )
     if as_json:
         echo_json(agent.run(prompt).to_dict())
         return

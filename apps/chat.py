@@ -1,0 +1,443 @@
+"""The terminal assistant: `edgeagent chat`, a Textual app over one agent.
+
+Generation runs in a thread worker, so the screen stays live; events from `Session.stream` come
+back to the UI thread one by one. Escape stops a generation (the turn is then taken back, as if
+never sent). A call of a tool with side effects waits for a yes in a modal before it runs.
+Conversations are saved in the agent's memory file after every turn.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, ListView, Static
+
+from edgeagent.agent import (
+    Agent,
+    Event,
+    RunFinished,
+    Session,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+)
+from edgeagent.apps.screens import AskScreen, ErrorScreen
+from edgeagent.apps.widgets import (
+    AnswerMessage,
+    CallDraft,
+    ConversationItem,
+    StatusLine,
+    ToolCallCard,
+    UserMessage,
+    memories_text,
+)
+from edgeagent.conversations import Conversations
+from edgeagent.errors import EdgeAgentError, Interrupted
+from edgeagent.tools import Tool
+from edgeagent.wireformat import ToolCall
+
+DEMO_PROMPTS = [
+    "Start a 12 minute timer for the pasta",
+    "What is 18% of 240?",
+    "Convert 5 miles to km",
+]
+
+
+class ChatApp(App[int]):
+    """The assistant. `make_agent` builds the agent (in a worker: loading a model takes a
+    moment, and a failure shows the error screen instead of a traceback)."""
+
+    CSS_PATH = "chat.tcss"
+    TITLE = "edgeagent"
+    BINDINGS = [
+        Binding("escape", "cancel", "Stop"),
+        Binding("ctrl+n", "new_conversation", "New"),
+        Binding("ctrl+l", "toggle_conversations", "Chats"),
+        Binding("ctrl+r", "toggle_memories", "Memories"),
+        Binding("ctrl+y", "copy_answer", "Copy"),
+        Binding("delete", "delete_conversation", "Delete", show=False),
+        Binding("ctrl+t", "toggle_dark", "Theme"),
+        Binding("ctrl+q", "quit", "Quit"),
+    ]
+
+    def __init__(self, make_agent: Callable[[], Agent]) -> None:
+        super().__init__()
+        self.make_agent = make_agent
+        self.agent: Agent | None = None
+        self.conversations: Conversations | None = None
+        self.session: Session | None = None
+        self.last_answer = ""
+        self.generating = False
+        self._cancel = threading.Event()
+        # the widgets of the reply being streamed
+        self._answer: AnswerMessage | None = None
+        self._draft: CallDraft | None = None
+        self._cards: list[ToolCallCard] = []
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="body"):
+            yield ListView(id="conversations")
+            with Vertical(id="main"):
+                yield VerticalScroll(id="log")
+                yield Static(id="memories", classes="hidden")
+                yield Input(placeholder="Loading the model…", id="prompt", disabled=True)
+                yield StatusLine()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#conversations").border_title = "conversations"
+        self.query_one("#memories").border_title = "memories"
+        self.query_one(StatusLine).show_state("loading the model…")
+        self._load()
+
+    @work(thread=True, exclusive=True, group="load")
+    def _load(self) -> None:
+        try:
+            agent = self.make_agent()
+            agent.renderer  # noqa: B018  (loads the model, reads its chat template)
+            conversations = Conversations(agent.memory)
+        except Exception as exc:  # shown on the error screen, whatever it is
+            if isinstance(exc, EdgeAgentError):
+                reason, hint = str(exc.args[0]), exc.hint
+            else:
+                reason, hint = f"{type(exc).__name__}: {exc}", ""
+            self.call_from_thread(self.push_screen, ErrorScreen(reason, hint))
+            return
+        agent.confirm = self._confirm
+        self.call_from_thread(self._agent_ready, agent, conversations)
+
+    def _agent_ready(self, agent: Agent, conversations: Conversations) -> None:
+        self.agent, self.conversations = agent, conversations
+        self.sub_title = describe(agent)
+        self.session = agent.session()
+        prompt = self.query_one("#prompt", Input)
+        prompt.disabled = False
+        prompt.placeholder = f"Ask something, e.g. “{DEMO_PROMPTS[0]}”"
+        prompt.focus()
+        self._welcome()
+        self._refresh_conversations()
+        self._show_context()
+        self.query_one(StatusLine).show_state("ready")
+
+    def _welcome(self) -> None:
+        assert self.agent is not None
+        names = ", ".join(t.name for t in self.agent.tools)
+        text = Text()
+        text.append("Tools: ", style="bold")
+        text.append(names + "\n")
+        text.append("Try: ", style="bold")
+        text.append(" · ".join(DEMO_PROMPTS))
+        self.query_one("#log").mount(Static(text, classes="welcome"))
+
+    # ------------------------------------------------------------------ a turn
+
+    @on(Input.Submitted, "#prompt")
+    def _submit(self, event: Input.Submitted) -> None:
+        prompt = event.value.strip()
+        if not prompt or self.session is None:
+            return
+        if self.generating:
+            self.notify("Still answering: press Escape to stop it first", severity="warning")
+            return
+        event.input.value = ""
+        self.generating = True
+        self._cancel.clear()
+        self._answer, self._draft, self._cards = None, None, []
+        self._log_mount(UserMessage(prompt))
+        self.query_one(StatusLine).show_state("thinking…  (Esc stops)")
+        self._generate(self.session, prompt)
+
+    @work(thread=True, exclusive=True, group="turn")
+    def _generate(self, session: Session, prompt: str) -> None:
+        error: BaseException | None = None
+        try:
+            for event in session.stream(prompt):
+                self.call_from_thread(self._on_event, event)
+        except Interrupted:  # Escape: the session took the turn back
+            pass
+        except Exception as exc:  # the turn was taken back too; say why and go on
+            error = exc
+        self.call_from_thread(self._turn_ended, session, error)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, TextDelta) and event.kind == "call":
+            if self._draft is None:
+                self._draft = CallDraft()
+                self._log_mount(self._draft)
+            self._draft.append(event.text)
+        elif isinstance(event, TextDelta):
+            if self._answer is None:
+                self._answer = AnswerMessage()
+                self._log_mount(self._answer)
+            self._answer.append(event.text)
+            self._scroll_end()
+        elif isinstance(event, ToolCallStarted):
+            self._drop_draft()
+            card = ToolCallCard(event.call, self._effects(event.call.name))
+            self._cards.append(card)
+            self._log_mount(card)
+        elif isinstance(event, ToolCallFinished):
+            card = next(c for c in self._cards if c.record is None)
+            card.finish(event.record)
+            self._scroll_end()
+        elif isinstance(event, RunFinished):
+            self._drop_draft()
+            result = event.result
+            if self._answer is None:  # every reply was a call: show the loop's last word
+                self._answer = AnswerMessage(result.answer)
+                self._log_mount(self._answer)
+            self._answer.finish()
+            self.last_answer = self._answer.text
+            self.query_one(StatusLine).show_speed(result)
+
+    def _turn_ended(self, session: Session, error: BaseException | None) -> None:
+        self.generating = False
+        self._drop_draft()
+        cancelled = self._cancel.is_set()
+        log = self.query_one("#log")
+        users = log.query(UserMessage)
+        if cancelled or error is not None:
+            note = "stopped" if cancelled else f"failed: {error}"
+            if self._answer is not None:
+                self._answer.finish(note)
+            else:
+                self._log_mount(Static(Text(f"({note})", style="dim"), classes="note"))
+            if users:
+                users.last().border_subtitle = "not kept in the conversation"
+            self.query_one(StatusLine).show_state("stopped" if cancelled else "error")
+            if error is not None:
+                hint = error.hint if isinstance(error, EdgeAgentError) else ""
+                self.notify(f"{error}" + (f"\n{hint}" if hint else ""), severity="error")
+        else:
+            if users and session.messages:
+                last_user = next(m for m in reversed(session.messages) if m.role == "user")
+                users.last().show_recalled(last_user.recalled)
+            assert self.conversations is not None
+            self.conversations.save(session)
+            self._refresh_conversations()
+        self._show_context()
+        self._refresh_memories()
+
+    def _confirm(self, call: ToolCall, tool: Tool) -> bool:
+        """Called in the worker before a tool with side effects runs: ask in a modal, wait."""
+        if self._cancel.is_set():
+            return False
+        decided = threading.Event()
+        answer: list[bool] = []
+
+        def done(yes: bool | None) -> None:
+            answer.append(bool(yes))
+            decided.set()
+
+        args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
+        body = Text()
+        body.append(f"{call.name}({args})\n", style="bold")
+        body.append(f"{tool.description}\n")
+        effect = "changes data on this device" if tool.effects == "write" else "acts outside it"
+        body.append(f"This tool {effect}.", style="italic")
+
+        def ask() -> None:
+            card = next((c for c in self._cards if c.record is None), None)
+            if card is not None:
+                card.waiting()
+            self.push_screen(AskScreen("Run this tool?", body, "Run", "Don't run"), done)
+
+        self.call_from_thread(ask)
+        while not decided.wait(0.2):
+            if not self.is_running:  # the app quit with the question open
+                return False
+        return answer[0]
+
+    def _effects(self, name: str) -> str:
+        assert self.agent is not None
+        return next((t.effects for t in self.agent.tools if t.name == name), "read")
+
+    # ------------------------------------------------------------------ actions
+
+    def action_cancel(self) -> None:
+        if self.generating and self.agent is not None:
+            self._cancel.set()
+            self.agent.interrupt()
+            self.query_one(StatusLine).show_state("stopping…")
+
+    async def action_quit(self) -> None:
+        if self.agent is not None:
+            self.agent.interrupt()  # the worker's thread ends with its turn
+        self.exit(0)
+
+    def action_new_conversation(self) -> None:
+        if self._busy() or self.agent is None:
+            return
+        self.session = self.agent.session()
+        self._clear_log()
+        self._welcome()
+        self._show_context()
+        self._refresh_memories()
+        self.query_one("#conversations", ListView).index = None
+        self.query_one("#prompt", Input).focus()
+
+    @on(ListView.Selected, "#conversations")
+    def _open(self, event: ListView.Selected) -> None:
+        if self._busy() or self.agent is None or self.conversations is None:
+            return
+        assert isinstance(event.item, ConversationItem)
+        session = self.conversations.resume(self.agent, event.item.info.id)
+        self.session = session
+        self._clear_log()
+        self._replay(session)
+        self._show_context()
+        self._refresh_memories()
+        self.query_one("#prompt", Input).focus()
+
+    def action_delete_conversation(self) -> None:
+        if self._busy() or self.session is None or self.conversations is None:
+            return
+        if not self.session.messages:
+            self.notify("This conversation is empty: nothing to delete")
+            return
+        session = self.session
+
+        def done(yes: bool | None) -> None:
+            if yes and self.conversations is not None:
+                self.conversations.delete(session.id)
+                self._refresh_conversations()
+                self.action_new_conversation()
+                self.notify("Conversation deleted")
+
+        title = session.messages[0].content[:60]
+        self.push_screen(AskScreen("Delete this conversation?", f"“{title}”"), done)
+
+    def action_toggle_conversations(self) -> None:
+        self.query_one("#conversations").toggle_class("hidden")
+
+    def action_toggle_memories(self) -> None:
+        self.query_one("#memories").toggle_class("hidden")
+        self._refresh_memories()
+
+    def action_copy_answer(self) -> None:
+        if not self.last_answer:
+            self.notify("No answer to copy yet")
+            return
+        self.copy_to_clipboard(self.last_answer)
+        self.notify(f"Copied the last answer ({len(self.last_answer)} characters)")
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "New conversation", "Start a new conversation", self.action_new_conversation
+        )
+        yield SystemCommand(
+            "Delete conversation", "Delete this conversation", self.action_delete_conversation
+        )
+        yield SystemCommand("Copy last answer", "Copy the last answer", self.action_copy_answer)
+        yield SystemCommand(
+            "Show memories", "Memories recalled in this conversation", self.action_toggle_memories
+        )
+        yield SystemCommand(
+            "Conversations", "Show or hide the conversation list", self.action_toggle_conversations
+        )
+        yield SystemCommand("Light/dark", "Switch between light and dark", self.action_toggle_dark)
+        yield SystemCommand("Stop", "Stop the answer being written", self.action_cancel)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _busy(self) -> bool:
+        if self.generating:
+            self.notify("Still answering: press Escape to stop it first", severity="warning")
+        return self.generating
+
+    def _log_mount(self, widget: Static) -> None:
+        self.query_one("#log").mount(widget)
+        self._scroll_end()
+
+    def _scroll_end(self) -> None:
+        self.query_one("#log", VerticalScroll).scroll_end(animate=False)
+
+    def _drop_draft(self) -> None:
+        if self._draft is not None:
+            self._draft.remove()
+            self._draft = None
+
+    def _clear_log(self) -> None:
+        self.query_one("#log").remove_children()
+        self.last_answer = ""
+
+    def _replay(self, session: Session) -> None:
+        """Show a resumed conversation: messages, and cards from the saved call records."""
+        records = iter(session.records)
+        cards: list[ToolCallCard] = []
+        for msg in session.messages:
+            if msg.role == "user":
+                user = UserMessage(msg.content)
+                user.show_recalled(msg.recalled)
+                self._log_mount(user)
+            elif msg.role == "assistant" and msg.calls:
+                for call in msg.calls:
+                    cards.append(ToolCallCard(call, self._effects(call.name)))
+                    self._log_mount(cards[-1])
+            elif msg.role == "tool":
+                record = next(records, None)
+                card = next((c for c in cards if c.record is None), None)
+                if card is not None and record is not None:
+                    card.finish(record)
+            else:
+                answer = AnswerMessage(msg.content)
+                self._log_mount(answer)
+                self.last_answer = msg.content
+
+    def _refresh_conversations(self) -> None:
+        if self.conversations is None:
+            return
+        view = self.query_one("#conversations", ListView)
+        view.clear()
+        current = self.session.id if self.session else None
+        infos = self.conversations.list()
+        view.extend(ConversationItem(info) for info in infos)
+        ids = [info.id for info in infos]
+        view.index = ids.index(current) if current in ids else None
+
+    def _show_context(self) -> None:
+        if self.agent is None or self.session is None:
+            return
+        self.query_one(StatusLine).show_context(
+            self.session.context_tokens,
+            self.agent.backend.n_ctx,
+            self.session.window.evicted_turns,
+        )
+
+    def _refresh_memories(self) -> None:
+        panel = self.query_one("#memories", Static)
+        if self.agent is None or self.session is None or panel.has_class("hidden"):
+            return
+        panel.update(memories_text(self.session.messages, self.agent.memory.stats()))
+
+
+def describe(agent: Agent) -> str:
+    """Model · adapter · backend, for the header."""
+    from edgeagent.models import is_default_adapter
+
+    backend = agent.backend
+    if agent.decoupled:
+        adapter = "DualTune adapters"
+    elif agent.adapter is None:
+        adapter = "no adapter"
+    elif is_default_adapter(agent.adapter):
+        adapter = "general adapter"
+    else:
+        adapter = f"adapter {agent.adapter.name}"
+    return f"{Path(backend.model_path).stem} · {adapter} · {backend.name}"

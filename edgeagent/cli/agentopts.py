@@ -1,0 +1,89 @@
+"""The options that choose a model, its adapters and tools (`run`, `chat`), and the agent they
+make."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from edgeagent.errors import EdgeAgentError
+
+if TYPE_CHECKING:
+    from edgeagent.agent import Agent
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_OPTIONS = [
+    click.option(
+        "--model",
+        type=click.Path(path_type=Path),
+        help="GGUF file or ONNX folder (default: embedded).",
+    ),
+    click.option(
+        "--adapter",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="GGUF LoRA adapter to apply (edgeagent export lora). Default: the shipped general "
+        "adapter on the embedded model.",
+    ),
+    click.option("--no-adapter", is_flag=True, help="Run the bare model, without any adapter."),
+    click.option(
+        "--decoupled",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Folder of DualTune GGUF adapters (selector + per-tool arguments).",
+    ),
+    click.option(
+        "--bundle",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Run a bundle (edgeagent build): its model, adapters, tools and settings.",
+    ),
+    click.option("--tools", "tools_source", metavar="MODULE", help="Module or .py file of tools."),
+    click.option("--n-ctx", type=int, help="Context length (default: 2048, or the bundle's)."),
+    click.option("--threads", type=int, help="CPU threads (default: all this process may use)."),
+]
+
+
+def agent_options(command: F) -> F:
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+def make_agent(
+    *,
+    model: Path | None,
+    adapter: Path | None,
+    no_adapter: bool,
+    decoupled: Path | None,
+    bundle: Path | None,
+    tools_source: str | None,
+    n_ctx: int | None,
+    threads: int | None,
+    **options: Any,
+) -> Agent:
+    """The agent the options describe; `options` are further Agent settings."""
+    from edgeagent.agent import Agent
+    from edgeagent.toolsource import load_tools
+
+    if n_ctx:
+        options["n_ctx"] = n_ctx
+    if threads is not None:
+        options["n_threads"] = threads
+    if bundle:
+        if model or adapter or decoupled or tools_source:
+            raise EdgeAgentError(
+                "--bundle brings its own model, adapters and tools",
+                hint="drop --model/--adapter/--decoupled/--tools, or run without --bundle",
+            )
+        if no_adapter:
+            options["adapter"] = None
+        return Agent.from_bundle(bundle, **options)
+    return Agent(
+        load_tools(tools_source),
+        model=model,
+        adapter=None if no_adapter else adapter or "default",
+        decoupled=decoupled,
+        **options,
+    )

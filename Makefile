@@ -42,8 +42,9 @@ adapter: $(TRAIN)
 
 install: $(STAMP)
 
+# The terminal assistant on the embedded model, starting with the demo prompt.
 run: $(STAMP)
-	$(BIN)/edgeagent run --tool-choice required --max-steps 2 "$(DEMO)"
+	$(BIN)/edgeagent chat --prompt "$(DEMO)"
 
 test: $(STAMP) $(TRAIN) lint
 	$(BIN)/python -m pytest

@@ -35,12 +35,13 @@ from edgeagent.apps.widgets import (
     AnswerMessage,
     CallDraft,
     ConversationItem,
+    ConversationList,
     StatusLine,
     ToolCallCard,
     UserMessage,
     memories_text,
 )
-from edgeagent.conversations import Conversations
+from edgeagent.conversations import Conversations, title_of
 from edgeagent.errors import EdgeAgentError, Interrupted
 from edgeagent.tools import Tool
 from edgeagent.wireformat import ToolCall
@@ -52,7 +53,7 @@ DEMO_PROMPTS = [
 ]
 
 
-class ChatApp(App[int]):
+class ChatApp(App[None]):
     """The assistant. `make_agent` builds the agent (in a worker: loading a model takes a
     moment, and a failure shows the error screen instead of a traceback)."""
 
@@ -64,14 +65,14 @@ class ChatApp(App[int]):
         Binding("ctrl+l", "toggle_conversations", "Chats"),
         Binding("ctrl+r", "toggle_memories", "Memories"),
         Binding("ctrl+y", "copy_answer", "Copy"),
-        Binding("delete", "delete_conversation", "Delete", show=False),
         Binding("ctrl+t", "toggle_dark", "Theme"),
         Binding("ctrl+q", "quit", "Quit"),
     ]
 
-    def __init__(self, make_agent: Callable[[], Agent]) -> None:
+    def __init__(self, make_agent: Callable[[], Agent], first_prompt: str = "") -> None:
         super().__init__()
         self.make_agent = make_agent
+        self.first_prompt = first_prompt  # sent as soon as the model is loaded
         self.agent: Agent | None = None
         self.conversations: Conversations | None = None
         self.session: Session | None = None
@@ -88,7 +89,7 @@ class ChatApp(App[int]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="body"):
-            yield ListView(id="conversations")
+            yield ConversationList(id="conversations")
             with Vertical(id="main"):
                 yield VerticalScroll(id="log")
                 yield Static(id="memories", classes="hidden")
@@ -130,6 +131,10 @@ class ChatApp(App[int]):
         self._refresh_conversations()
         self._show_context()
         self.query_one(StatusLine).show_state("ready")
+        self.refresh_bindings()
+        if self.first_prompt:
+            prompt.value = self.first_prompt
+            prompt.post_message(Input.Submitted(prompt, self.first_prompt))
 
     def _welcome(self) -> None:
         assert self.agent is not None
@@ -153,10 +158,11 @@ class ChatApp(App[int]):
             return
         event.input.value = ""
         self.generating = True
+        self.refresh_bindings()
         self._cancel.clear()
         self._answer, self._draft, self._cards = None, None, []
         self._log_mount(UserMessage(prompt))
-        self.query_one(StatusLine).show_state("thinking…  (Esc stops)")
+        self.query_one(StatusLine).show_state("thinking…")
         self._generate(self.session, prompt)
 
     @work(thread=True, exclusive=True, group="turn")
@@ -204,6 +210,7 @@ class ChatApp(App[int]):
 
     def _turn_ended(self, session: Session, error: BaseException | None) -> None:
         self.generating = False
+        self.refresh_bindings()
         self._drop_draft()
         cancelled = self._cancel.is_set()
         log = self.query_one("#log")
@@ -266,6 +273,17 @@ class ChatApp(App[int]):
 
     # ------------------------------------------------------------------ actions
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The chat's keys only once the model is loaded (not on the loading or error
+        screen); Stop only while answering."""
+        if action == "quit":  # the error screen has its own
+            return not isinstance(self.screen, ErrorScreen)
+        if action == "command_palette":
+            return True
+        if action == "cancel":
+            return self.generating
+        return self.agent is not None and not isinstance(self.screen, ErrorScreen)
+
     def action_cancel(self) -> None:
         if self.generating and self.agent is not None:
             self._cancel.set()
@@ -275,7 +293,7 @@ class ChatApp(App[int]):
     async def action_quit(self) -> None:
         if self.agent is not None:
             self.agent.interrupt()  # the worker's thread ends with its turn
-        self.exit(0)
+        self.exit()
 
     def action_new_conversation(self) -> None:
         if self._busy() or self.agent is None:
@@ -293,7 +311,11 @@ class ChatApp(App[int]):
         if self._busy() or self.agent is None or self.conversations is None:
             return
         assert isinstance(event.item, ConversationItem)
-        session = self.conversations.resume(self.agent, event.item.info.id)
+        agent = self.agent
+        session = self.conversations.resume(agent, event.item.info.id)
+        # the meter until the next reply: what the window holds now
+        visible = session.window.visible(session.messages)
+        session.context_tokens = len(agent.backend.tokenize(agent.render(visible)))
         self.session = session
         self._clear_log()
         self._replay(session)
@@ -302,21 +324,29 @@ class ChatApp(App[int]):
         self.query_one("#prompt", Input).focus()
 
     def action_delete_conversation(self) -> None:
+        """Delete the conversation highlighted in the list when the list has focus, else the
+        open one; after a yes."""
         if self._busy() or self.session is None or self.conversations is None:
             return
-        if not self.session.messages:
+        listing = self.query_one("#conversations", ListView)
+        item = listing.highlighted_child if listing.has_focus else None
+        if isinstance(item, ConversationItem):
+            target, title = item.info.id, item.info.title
+        elif self.session.messages:
+            target, title = self.session.id, title_of(self.session.messages)
+        else:
             self.notify("This conversation is empty: nothing to delete")
             return
-        session = self.session
 
         def done(yes: bool | None) -> None:
-            if yes and self.conversations is not None:
-                self.conversations.delete(session.id)
-                self._refresh_conversations()
+            if not yes or self.conversations is None:
+                return
+            self.conversations.delete(target)
+            if self.session is not None and self.session.id == target:
                 self.action_new_conversation()
-                self.notify("Conversation deleted")
+            self._refresh_conversations()
+            self.notify("Conversation deleted")
 
-        title = session.messages[0].content[:60]
         self.push_screen(AskScreen("Delete this conversation?", f"“{title}”"), done)
 
     def action_toggle_conversations(self) -> None:
@@ -433,11 +463,11 @@ def describe(agent: Agent) -> str:
 
     backend = agent.backend
     if agent.decoupled:
-        adapter = "DualTune adapters"
+        adapter = "DualTune LoRAs"
     elif agent.adapter is None:
-        adapter = "no adapter"
+        adapter = "no LoRA"
     elif is_default_adapter(agent.adapter):
-        adapter = "general adapter"
+        adapter = "general LoRA"
     else:
-        adapter = f"adapter {agent.adapter.name}"
+        adapter = f"{agent.adapter.stem} LoRA"
     return f"{Path(backend.model_path).stem} · {adapter} · {backend.name}"

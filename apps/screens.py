@@ -47,7 +47,7 @@ class AskScreen(ModalScreen[bool]):
 class ErrorScreen(Screen[None]):
     """Why the assistant cannot start, and what to do; q quits."""
 
-    BINDINGS = [Binding("q,escape,enter", "quit", "Quit")]
+    BINDINGS = [Binding("q,escape,enter", "leave", "Quit")]
 
     def __init__(self, reason: str, hint: str = "") -> None:
         super().__init__()
@@ -62,5 +62,5 @@ class ErrorScreen(Screen[None]):
                 yield Static(Text(f"What to do: {self.hint}"), id="error-hint")
         yield Footer()
 
-    def action_quit(self) -> None:
-        self.app.exit(1)
+    def action_leave(self) -> None:
+        self.app.exit(return_code=1)

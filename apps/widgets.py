@@ -8,7 +8,8 @@ import json
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import Label, ListItem, Static
+from textual.binding import Binding
+from textual.widgets import Label, ListItem, ListView, Static
 
 from edgeagent.agent import RunResult, ToolCallRecord
 from edgeagent.conversations import ConversationInfo
@@ -133,6 +134,12 @@ class StatusLine(Static):
 
     def _show(self) -> None:
         self.update(Text(f"{self.context}  │  {self.speed}" if self.context else self.speed))
+
+
+class ConversationList(ListView):
+    """Saved conversations, newest first: Enter opens one, Delete deletes it."""
+
+    BINDINGS = [Binding("delete", "app.delete_conversation", "Delete")]
 
 
 class ConversationItem(ListItem):

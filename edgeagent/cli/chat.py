@@ -18,12 +18,14 @@ from edgeagent.cli.agentopts import agent_options, make_agent
     type=click.Path(dir_okay=False, path_type=Path),
     help="Memory file: conversations, evicted turns, notes (default: ~/.edgeagent/chat.db).",
 )
-def command(memory: Path | None, **model_options: Any) -> None:
+@click.option("--prompt", default="", help="Send this prompt as soon as the model is loaded.")
+def command(memory: Path | None, prompt: str, **model_options: Any) -> None:
     """Chat with the agent in the terminal: streaming answers, tool-call cards, conversations
     kept across runs. Ctrl+P lists every command."""
     from edgeagent.apps.chat import ChatApp
     from edgeagent.paths import home
 
     where = memory or home() / "chat.db"
-    app = ChatApp(lambda: make_agent(memory=where, **model_options))
-    sys.exit(app.run() or 0)
+    app = ChatApp(lambda: make_agent(memory=where, **model_options), first_prompt=prompt)
+    app.run()
+    sys.exit(app.return_code or 0)

@@ -18,6 +18,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, ListView, Static
 
@@ -165,19 +166,34 @@ class ChatApp(App[None]):
         self.query_one(StatusLine).show_state("thinking…")
         self._generate(self.session, prompt)
 
+    class AgentEvent(Message):
+        """An event of the turn, from the worker (posted, so generation never waits for the
+        screen; the message queue keeps them in order)."""
+
+        def __init__(self, event: Event) -> None:
+            super().__init__()
+            self.event = event
+
+    class TurnEnded(Message):
+        def __init__(self, session: Session, error: BaseException | None) -> None:
+            super().__init__()
+            self.session = session
+            self.error = error
+
     @work(thread=True, exclusive=True, group="turn")
     def _generate(self, session: Session, prompt: str) -> None:
         error: BaseException | None = None
         try:
             for event in session.stream(prompt):
-                self.call_from_thread(self._on_event, event)
+                self.post_message(self.AgentEvent(event))
         except Interrupted:  # Escape: the session took the turn back
             pass
         except Exception as exc:  # the turn was taken back too; say why and go on
             error = exc
-        self.call_from_thread(self._turn_ended, session, error)
+        self.post_message(self.TurnEnded(session, error))
 
-    def _on_event(self, event: Event) -> None:
+    def on_chat_app_agent_event(self, message: AgentEvent) -> None:
+        event = message.event
         if isinstance(event, TextDelta) and event.kind == "call":
             if self._draft is None:
                 self._draft = CallDraft()
@@ -191,7 +207,7 @@ class ChatApp(App[None]):
             self._scroll_end()
         elif isinstance(event, ToolCallStarted):
             self._drop_draft()
-            card = ToolCallCard(event.call, self._effects(event.call.name))
+            card = ToolCallCard(event.call)
             self._cards.append(card)
             self._log_mount(card)
         elif isinstance(event, ToolCallFinished):
@@ -208,7 +224,8 @@ class ChatApp(App[None]):
             self.last_answer = self._answer.text
             self.query_one(StatusLine).show_speed(result)
 
-    def _turn_ended(self, session: Session, error: BaseException | None) -> None:
+    def on_chat_app_turn_ended(self, message: TurnEnded) -> None:
+        session, error = message.session, message.error
         self.generating = False
         self.refresh_bindings()
         self._drop_draft()
@@ -266,10 +283,6 @@ class ChatApp(App[None]):
             if not self.is_running:  # the app quit with the question open
                 return False
         return answer[0]
-
-    def _effects(self, name: str) -> str:
-        assert self.agent is not None
-        return next((t.effects for t in self.agent.tools if t.name == name), "read")
 
     # ------------------------------------------------------------------ actions
 
@@ -418,7 +431,7 @@ class ChatApp(App[None]):
                 self._log_mount(user)
             elif msg.role == "assistant" and msg.calls:
                 for call in msg.calls:
-                    cards.append(ToolCallCard(call, self._effects(call.name)))
+                    cards.append(ToolCallCard(call))
                     self._log_mount(cards[-1])
             elif msg.role == "tool":
                 record = next(records, None)

@@ -65,13 +65,12 @@ class CallDraft(Static):
 class ToolCallCard(Static):
     """One tool call: name, arguments, then its result or error and how long it took."""
 
-    def __init__(self, call: ToolCall, effects: str = "read") -> None:
+    def __init__(self, call: ToolCall) -> None:
         super().__init__(classes="card -running")
         self.call = call
         self.border_title = f"⚙ {call.name}"
         self.border_subtitle = "running…"
         self.record: ToolCallRecord | None = None
-        self.effects = effects
         self.update(self._body())
 
     def waiting(self) -> None:

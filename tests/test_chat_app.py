@@ -246,6 +246,7 @@ async def test_a_model_that_fails_to_load_shows_the_error_screen(tmp_path):
     app = ChatApp(lambda: Agent(DEMO_TOOLS, model=bad))
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, ErrorScreen))
+        await until(pilot, lambda: app.screen.query("#error-reason"))
         text = str(app.screen.query_one("#error-reason").render())
         assert "model.gguf" in text and "Traceback" not in text
         await pilot.press("q")
@@ -285,8 +286,10 @@ async def open_saved(pilot: Any) -> None:
     listing.focus()
     listing.index = 0
     await pilot.press("enter")
-    await until(pilot, lambda: app.query(ToolCallCard))
-    app.query_one("#prompt").focus()
+    await until(pilot, lambda: app.query(ToolCallCard) and app.query_one(ToolCallCard).record)
+    prompt = app.query_one("#prompt", Input)
+    prompt.cursor_blink = False  # a blinking cursor is on or off by chance in a screenshot
+    prompt.focus()
     await pilot.pause(0.2)
 
 

@@ -363,7 +363,14 @@ class ChatApp(App[None]):
         self.push_screen(AskScreen("Delete this conversation?", f"“{title}”"), done)
 
     def action_toggle_conversations(self) -> None:
-        self.query_one("#conversations").toggle_class("hidden")
+        """Go to the conversation list (showing it if hidden); from the list, hide it."""
+        listing = self.query_one("#conversations", ListView)
+        if listing.has_focus:
+            listing.add_class("hidden")
+            self.query_one("#prompt", Input).focus()
+        else:
+            listing.remove_class("hidden")
+            listing.focus()
 
     def action_toggle_memories(self) -> None:
         self.query_one("#memories").toggle_class("hidden")
@@ -392,7 +399,7 @@ class ChatApp(App[None]):
             "Show memories", "Memories recalled in this conversation", self.action_toggle_memories
         )
         yield SystemCommand(
-            "Conversations", "Show or hide the conversation list", self.action_toggle_conversations
+            "Conversations", "Go to the conversation list", self.action_toggle_conversations
         )
         yield SystemCommand("Light/dark", "Switch between light and dark", self.action_toggle_dark)
         yield SystemCommand("Stop", "Stop the answer being written", self.action_cancel)

@@ -140,6 +140,10 @@ class ConversationList(ListView):
 
     BINDINGS = [Binding("delete", "app.delete_conversation", "Delete")]
 
+    def on_focus(self) -> None:
+        if self.index is None and len(self):  # so that Enter opens something
+            self.index = 0
+
 
 class ConversationItem(ListItem):
     def __init__(self, info: ConversationInfo) -> None:

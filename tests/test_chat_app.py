@@ -196,10 +196,11 @@ async def test_conversations_are_listed_resumed_and_deleted(tmp_path):
         await turn(pilot, "second question")
         listing = app.query_one("#conversations", ListView)
         assert len(listing) == 2
+        # Ctrl+L goes to the list, which highlights its first entry (the newest)
+        await pilot.press("ctrl+l")
+        assert listing.has_focus and listing.index == 0
         # the older one is second in the list; open it
-        listing.focus()
-        listing.index = 1
-        await pilot.press("enter")
+        await pilot.press("down", "enter")
         await until(pilot, lambda: app.session.id == first)
         assert [str(u.render()) for u in app.query(UserMessage)] == ["first question"]
         assert app.query_one(AnswerMessage).text == "First answer."

@@ -14,7 +14,11 @@ from edgeagent.demo_tools import DEMO_TOOLS
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "edgeagent", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "edgeagent", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,  # no terminal: tools with side effects are not asked for
     )
     if check:
         assert proc.returncode == 0, proc.stderr
@@ -65,13 +69,26 @@ def test_bad_tools_module_is_a_clear_error():
 
 @pytest.mark.model
 def test_run_json_gives_schema_valid_calls():
-    data = json.loads(cli("run", "Start a 12 minute timer for the pasta", "--json").stdout)
+    data = json.loads(cli("run", "Start a 12 minute timer for the pasta", "--yes", "--json").stdout)
     assert set(data) >= {"answer", "tool_calls", "usage", "timings"}
     by_name = {t.name: t for t in DEMO_TOOLS}
     for call in data["tool_calls"]:
         assert set(call) >= {"name", "arguments", "result"}
         by_name[call["name"]].validate(call["arguments"])
     assert data["usage"]["completion_tokens"] > 0
+    assert data["tool_calls"][0]["ok"]  # --yes: set_timer ran
+
+
+@pytest.mark.model
+def test_without_a_terminal_a_tool_with_side_effects_is_not_run_unless_yes():
+    proc = cli("run", "Start a 12 minute timer for the pasta", "--json")
+    call = json.loads(proc.stdout)["tool_calls"][0]
+    assert call["name"] == "set_timer" and not call["ok"]
+    assert call["error"] == "the user declined to run set_timer"
+    assert "pass --yes to allow it" in proc.stderr
+    from edgeagent.demo_tools import list_timers
+
+    assert list_timers() == []  # the timer was never set (the same $EDGEAGENT_HOME)
 
 
 @pytest.mark.model

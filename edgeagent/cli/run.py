@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from edgeagent.cli.agentopts import agent_options, make_agent
 from edgeagent.cli.common import echo_json, json_option
+
+if TYPE_CHECKING:
+    from edgeagent.tools import Tool
+    from edgeagent.wireformat import ToolCall
 
 
 @click.command("run")
@@ -29,6 +34,14 @@ from edgeagent.cli.common import echo_json, json_option
     type=click.Path(path_type=Path),
     help="Memory file for evicted turns and recall (default: in-process, keyword only).",
 )
+@click.option(
+    "--yes",
+    "-y",
+    "assume_yes",
+    is_flag=True,
+    help="Run tools with side effects without asking (by default they are asked for in a "
+    "terminal, and not run without one).",
+)
 @json_option
 def command(
     prompt: str,
@@ -36,6 +49,7 @@ def command(
     tool_choice: str,
     no_grammar: bool,
     memory: Path | None,
+    assume_yes: bool,
     as_json: bool,
     **model_options: Any,
 ) -> None:
@@ -47,6 +61,7 @@ def command(
         constrained=not no_grammar,
         tool_choice=tool_choice,
         memory=memory,
+        confirm=None if assume_yes else ask_in_terminal,
         **model_options,
     )
     if as_json:
@@ -76,3 +91,16 @@ def command(
                 dim=True,
                 err=True,
             )
+
+
+def ask_in_terminal(call: ToolCall, tool: Tool) -> bool:
+    """Before a tool with side effects: ask on the terminal; without one, do not run it."""
+    args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
+    if not sys.stdin.isatty():
+        click.echo(
+            f"not run: {call.name}({args}) has side effects ({tool.effects}) and there is no "
+            "terminal to ask; pass --yes to allow it",
+            err=True,
+        )
+        return False
+    return click.confirm(f"Run {call.name}({args})?", default=False, err=True)

@@ -79,7 +79,7 @@ class ChatApp(App[None]):
         self.session: Session | None = None
         self.last_answer = ""
         self.generating = False
-        self._cancel = threading.Event()
+        self._cancel = threading.Event()  # Stop was pressed: ask nothing more this turn
         # the widgets of the reply being streamed
         self._answer: AnswerMessage | None = None
         self._draft: CallDraft | None = None
@@ -111,11 +111,7 @@ class ChatApp(App[None]):
             agent.renderer  # noqa: B018  (loads the model, reads its chat template)
             conversations = Conversations(agent.memory)
         except Exception as exc:  # shown on the error screen, whatever it is
-            if isinstance(exc, EdgeAgentError):
-                reason, hint = str(exc.args[0]), exc.hint
-            else:
-                reason, hint = f"{type(exc).__name__}: {exc}", ""
-            self.call_from_thread(self.push_screen, ErrorScreen(reason, hint))
+            self.call_from_thread(self.push_screen, ErrorScreen(*reason_and_hint(exc)))
             return
         agent.confirm = self._confirm
         self.call_from_thread(self._agent_ready, agent, conversations)
@@ -175,22 +171,24 @@ class ChatApp(App[None]):
             self.event = event
 
     class TurnEnded(Message):
-        def __init__(self, session: Session, error: BaseException | None) -> None:
+        def __init__(self, session: Session, error: Exception | None, stopped: bool) -> None:
             super().__init__()
             self.session = session
             self.error = error
+            self.stopped = stopped  # by Escape: the session took the turn back
 
     @work(thread=True, exclusive=True, group="turn")
     def _generate(self, session: Session, prompt: str) -> None:
-        error: BaseException | None = None
+        error: Exception | None = None
+        stopped = False
         try:
             for event in session.stream(prompt):
                 self.post_message(self.AgentEvent(event))
         except Interrupted:  # Escape: the session took the turn back
-            pass
+            stopped = True
         except Exception as exc:  # the turn was taken back too; say why and go on
             error = exc
-        self.post_message(self.TurnEnded(session, error))
+        self.post_message(self.TurnEnded(session, error, stopped))
 
     def on_chat_app_agent_event(self, message: AgentEvent) -> None:
         event = message.event
@@ -225,11 +223,10 @@ class ChatApp(App[None]):
             self.query_one(StatusLine).show_speed(result)
 
     def on_chat_app_turn_ended(self, message: TurnEnded) -> None:
-        session, error = message.session, message.error
+        session, error, cancelled = message.session, message.error, message.stopped
         self.generating = False
         self.refresh_bindings()
         self._drop_draft()
-        cancelled = self._cancel.is_set()
         log = self.query_one("#log")
         users = log.query(UserMessage)
         if cancelled or error is not None:
@@ -242,8 +239,8 @@ class ChatApp(App[None]):
                 users.last().border_subtitle = "not kept in the conversation"
             self.query_one(StatusLine).show_state("stopped" if cancelled else "error")
             if error is not None:
-                hint = error.hint if isinstance(error, EdgeAgentError) else ""
-                self.notify(f"{error}" + (f"\n{hint}" if hint else ""), severity="error")
+                reason, hint = reason_and_hint(error)
+                self.notify(reason + (f"\n{hint}" if hint else ""), severity="error")
         else:
             if users and session.messages:
                 last_user = next(m for m in reversed(session.messages) if m.role == "user")
@@ -475,6 +472,13 @@ class ChatApp(App[None]):
         if self.agent is None or self.session is None or panel.has_class("hidden"):
             return
         panel.update(memories_text(self.session.messages, self.agent.memory.stats()))
+
+
+def reason_and_hint(exc: Exception) -> tuple[str, str]:
+    """What went wrong and what to do, apart (str() of an EdgeAgentError holds both)."""
+    if isinstance(exc, EdgeAgentError):
+        return str(exc.args[0]), exc.hint
+    return f"{type(exc).__name__}: {exc}", ""
 
 
 def describe(agent: Agent) -> str:

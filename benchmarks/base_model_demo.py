@@ -39,7 +39,9 @@ def main() -> None:
     backend = LlamaCppBackend(resolve_model(args.model))
     rows = []
     for choice in ("auto", "required"):
-        agent = Agent(DEMO_TOOLS, backend=backend, tool_choice=choice, max_steps=2, max_tokens=96)
+        agent = Agent(
+            DEMO_TOOLS, backend=backend, tool_choice=choice, max_steps=2, max_tokens=96, allow="all"
+        )
         for prompt, expected in PROMPTS:
             result = agent.run(prompt)
             calls = [{"name": c.name, "arguments": c.arguments} for c in result.tool_calls]

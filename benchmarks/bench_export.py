@@ -47,7 +47,7 @@ PROMPT = "Start a 12 minute timer for the pasta"
 def decode_speed(model: str, adapter: str | None = None, runs: int = 3) -> dict:
     """Median decode tokens/s of the agent's first reply (tool_choice required, greedy)."""
     agent = Agent(DEMO_TOOLS, model=model, adapter=adapter, tool_choice="required",
-                  max_steps=1, n_threads=default_threads())  # fmt: skip
+                  max_steps=1, n_threads=default_threads(), allow="all")  # fmt: skip
     speeds, firsts = [], []
     for _ in range(runs):
         result = agent.run(PROMPT).to_dict()

@@ -56,6 +56,8 @@ ToolChoice = Literal["auto", "required", "none"]
 GrammarKey = tuple[bool, bool, tuple[str, ...]]
 #: Asked before a tool with side effects ("write" or "external") runs; False declines the call.
 Confirm = Callable[[ToolCall, Tool], bool]
+#: Tools with side effects that run without asking: their names, or "all" (a trusted script).
+Allow = Iterable[str] | Literal["all"]
 
 
 @dataclass
@@ -185,6 +187,7 @@ class Agent:
         grammars: dict[GrammarKey, str] | None = None,
         base_answers: bool | None = None,
         confirm: Confirm | None = None,
+        allow: Allow = (),
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
@@ -233,13 +236,33 @@ class Agent:
         # precompiled (a bundle's grammars.json): a device without llama-cpp-python's
         # JSON-Schema converter runs on these
         self._precompiled: dict[GrammarKey, str] = dict(grammars or {})
-        #: asked before each call of a tool with side effects; None runs them unasked
+        # A tool with side effects runs only if it is allowed or the user says yes; with
+        # neither it is declined. The model reads tool results, and a result's text must not
+        # be able to make it act (docs/security.md).
+        #: asked before each call of a tool with side effects that `allow` does not name
         self.confirm = confirm
+        self.allow: frozenset[str] | Literal["all"] = "all" if allow == "all" else frozenset(allow)
+        if self.allow != "all" and (unknown := self.allow - self._tool_map.keys()):
+            raise ValueError(f"allow names tools the agent does not have: {sorted(unknown)}")
         self._lock = threading.Lock()
         self._interrupt = threading.Event()
         if constrained:  # build the grammars now: a schema they cannot express fails here
             for t in self.tools:
                 self.grammar(allow_answer=True, allow_calls=True, tools=[t])
+
+    def refusal(self, call: ToolCall, tool: Tool) -> str | None:
+        """Why this call may not run, or None: read-only and allowed tools run; the others
+        need a yes from `confirm`."""
+        if tool.effects == "read" or self.allow == "all" or tool.name in self.allow:
+            return None
+        if self.confirm is None:
+            return (
+                f"{call.name} was not run: it has side effects ({tool.effects}) and this agent "
+                "has no way to ask the user (give it confirm= or allow=)"
+            )
+        if not self.confirm(call, tool):
+            return f"the user declined to run {call.name}"
+        return None
 
     @property
     def backend(self) -> Backend:
@@ -574,10 +597,10 @@ class Session:
         if tool is None:  # only possible without the grammar
             error = f"unknown tool {call.name!r}; the tools are: {', '.join(self.agent._tool_map)}"
             return ToolCallRecord(call.name, call.arguments, error, False, error)
-        confirm = self.agent.confirm
-        if tool.effects != "read" and confirm is not None and not confirm(call, tool):
-            error = f"the user declined to run {call.name}"
-            return ToolCallRecord(call.name, call.arguments, error.capitalize() + ".", False, error)
+        refusal = self.agent.refusal(call, tool)
+        if refusal:
+            result = refusal[:1].upper() + refusal[1:] + "."
+            return ToolCallRecord(call.name, call.arguments, result, False, refusal)
         outcome = tool.invoke(call.arguments, max_chars=self.agent.max_result_chars)
         return ToolCallRecord(
             call.name,

@@ -56,7 +56,8 @@ def schema_rules(schemas: dict[str, dict[str, Any]], max_string_chars: int) -> s
         try:
             resolved = converter.resolve_refs(prepared, "")
             converter.visit(resolved, rule_name)
-        except (AssertionError, KeyError, ValueError, TypeError, NotImplementedError) as exc:
+        except (AssertionError, AttributeError, KeyError, ValueError, TypeError,
+                NotImplementedError) as exc:  # fmt: skip
             raise GrammarError(
                 f"cannot build a grammar for {rule_name}: unsupported schema construct ({exc})",
                 hint="use types, enums, arrays and objects that JSON Schema can state",
@@ -105,6 +106,8 @@ def _prepare(node: Any, max_chars: int, ranges: dict[str, str], prefix: str) -> 
     if not isinstance(node, dict):
         return node
     out = {key: _prepare(value, max_chars, ranges, prefix) for key, value in node.items()}
+    if isinstance(out.get("pattern"), str):
+        out["pattern"] = _expand_class_escapes(out["pattern"])
     kind = out.get("type")
     if kind == "string" and not {"pattern", "format", "enum", "const"} & out.keys():
         top = min(int(out.get("maxLength", max_chars)), max_chars)
@@ -125,6 +128,38 @@ def _prepare(node: Any, max_chars: int, ranges: dict[str, str], prefix: str) -> 
         ranges[name] = _range_rule(out, integral=kind == "integer") + " space"
         return {"$ref": f"#/$defs/{name}"}
     return out
+
+
+_CLASS_ESCAPES = {"d": "0-9", "w": "a-zA-Z0-9_", "s": " \\t\\n\\r"}
+
+
+def _expand_class_escapes(pattern: str) -> str:
+    """A regex with \\d, \\w and \\s (and \\D, \\W, \\S) written as the character classes they
+    stand for, and escaped literals (\\.) as one-character classes: llama-cpp-python's converter
+    copies these escapes into the grammar, and llama.cpp's GBNF parser refuses them ("unknown
+    escape")."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            escaped = pattern[i + 1]
+            body = _CLASS_ESCAPES.get(escaped.lower())
+            if body is None and not in_class and not escaped.isalnum() and escaped not in "]\\^-":
+                out.append(f"[{escaped}]")  # an escaped literal, which the converter keeps as \\.
+            elif body is None:
+                out.append(char + escaped)
+            elif escaped.islower():
+                out.append(body if in_class else f"[{body}]")
+            elif in_class:
+                raise GrammarError(f"pattern {pattern!r}: \\{escaped} inside [...] is unsupported")
+            else:
+                out.append(f"[^{body}]")
+            i += 2
+            continue
+        in_class = (char == "[") if not in_class else char != "]"
+        out.append(char)
+        i += 1
+    return "".join(out)
 
 
 def _has_bounds(schema: dict[str, Any]) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import threading
 import time
 import typing
 from collections.abc import Callable, Iterable
@@ -25,6 +26,12 @@ Effects = Literal["read", "write", "external"]
 
 #: A tool result longer than this is cut (with a note) before it goes back to the model.
 DEFAULT_MAX_RESULT_CHARS = 2000
+#: A tool that has not returned after this many seconds is reported to the model as timed out.
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class _Overran(Exception):
+    """A tool ran past its timeout (its own TimeoutError, e.g. a socket's, is its failure)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,10 @@ class Tool:
     #: What running it does to the world: "read" (nothing), "write" (changes local state) or
     #: "external" (acts outside the device or cannot be undone).
     effects: Effects = "read"
+    #: Seconds the agent waits for it (None: forever). The function runs in a worker thread; a
+    #: Python function cannot be stopped from outside, so one that overruns is left to finish
+    #: in the background and its result is dropped.
+    timeout_s: float | None = DEFAULT_TIMEOUT_S
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """A decorated function stays callable as before."""
@@ -71,12 +82,26 @@ class Tool:
         parameters: dict[str, Any],
         fn: Callable[..., Any] | None = None,
         effects: Effects = "read",
+        timeout_s: float | None = DEFAULT_TIMEOUT_S,
     ) -> Tool:
         """A tool known only by its JSON Schema (a JSON tool list, a benchmark's functions).
         Arguments are validated with `jsonschema`; without `fn`, running it is an error."""
         import jsonschema
 
         _check_name(name)
+        if not isinstance(parameters, dict) or parameters.get("type", "object") != "object":
+            raise ToolDefinitionError(
+                f"tool {name!r}: its parameters must be a JSON Schema of type object",
+                hint='e.g. {"type": "object", "properties": {"city": {"type": "string"}}}',
+            )
+        try:
+            jsonschema.Draft202012Validator.check_schema(parameters)
+        except jsonschema.SchemaError as exc:
+            where = "/".join(str(p) for p in exc.path) or "parameters"
+            raise ToolDefinitionError(
+                f"tool {name!r}: its parameters are not a valid JSON Schema ({where}: "
+                f"{exc.message})"
+            ) from None
         checker = jsonschema.Draft202012Validator(parameters)
 
         class Arguments(BaseModel):
@@ -93,7 +118,9 @@ class Tool:
         def unimplemented(**_: Any) -> Any:
             raise NotImplementedError(f"tool {name!r} has no implementation here")
 
-        return cls(name, description, fn or unimplemented, Arguments, parameters, effects)
+        return cls(
+            name, description, fn or unimplemented, Arguments, parameters, effects, timeout_s
+        )
 
     def invoke(self, arguments: Any, max_chars: int = DEFAULT_MAX_RESULT_CHARS) -> ToolOutcome:
         """Validate, run, and turn whatever happens into a ToolOutcome the model can read."""
@@ -106,12 +133,38 @@ class Tool:
         kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
         kwargs.update(parsed.model_extra or {})  # schema-only tools keep their arguments here
         try:
-            value = self.fn(**kwargs)
+            value = self._run(kwargs)
+        except _Overran:
+            error = f"{self.name} timed out after {self.timeout_s:g} s"
+            return ToolOutcome(False, error, error=error, duration_s=time.perf_counter() - start)
         except Exception as exc:  # a tool's failure is a result for the model, not a crash
             error = f"{self.name} failed: {type(exc).__name__}: {exc}"
             return ToolOutcome(False, error, error=error, duration_s=time.perf_counter() - start)
         content = _cap(format_result(value), max_chars)
         return ToolOutcome(True, content, value=value, duration_s=time.perf_counter() - start)
+
+    def _run(self, kwargs: dict[str, Any]) -> Any:
+        """The function's value, or _Overran once timeout_s has passed. A daemon thread,
+        so that a tool that never returns does not keep the process alive at exit."""
+        if self.timeout_s is None:
+            return self.fn(**kwargs)
+        box: list[Any] = []
+
+        def target() -> None:
+            try:
+                box.append((True, self.fn(**kwargs)))
+            except BaseException as exc:  # handed to the caller's thread
+                box.append((False, exc))
+
+        worker = threading.Thread(target=target, name=f"tool {self.name}", daemon=True)
+        worker.start()
+        worker.join(self.timeout_s)
+        if not box:
+            raise _Overran
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
 
 
 def tool(
@@ -120,12 +173,13 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     effects: Effects = "read",
+    timeout: float | None = DEFAULT_TIMEOUT_S,
 ) -> Any:
     """Decorate a function to make it a Tool. Usable bare (`@tool`) or with options
-    (`@tool(name="timer", effects="write")`)."""
+    (`@tool(name="timer", effects="write", timeout=5)`)."""
 
     def wrap(func: Callable[..., Any]) -> Tool:
-        return make_tool(func, name=name, description=description, effects=effects)
+        return make_tool(func, name=name, description=description, effects=effects, timeout=timeout)
 
     return wrap(fn) if fn is not None else wrap
 
@@ -136,6 +190,7 @@ def make_tool(
     name: str | None = None,
     description: str | None = None,
     effects: Effects = "read",
+    timeout: float | None = DEFAULT_TIMEOUT_S,
 ) -> Tool:
     """Build a Tool from a function: signature -> pydantic model -> JSON Schema."""
     tool_name = name or func.__name__
@@ -158,6 +213,7 @@ def make_tool(
         args_model=args_model,
         parameters=parameters,
         effects=effects,
+        timeout_s=timeout,
     )
 
 

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from edgeagent.errors import GrammarError
 from edgeagent.grammar import DEFAULT_MAX_STRING_CHARS, gbnf_literal, schema_rules
 from edgeagent.tools import Tool
 
@@ -211,12 +212,14 @@ def build_grammar(
         for n, t in zip(names, tools, strict=True):
             head = gbnf_literal(call_head(t.name))
             lines.append(f'{n}-call ::= {head} {n}-args "}}"')
-        lines.append(
-            schema_rules(
-                {f"{n}-args": t.parameters for n, t in zip(names, tools, strict=True)},
-                max_string_chars,
-            )
+        rules = schema_rules(
+            {f"{n}-args": t.parameters for n, t in zip(names, tools, strict=True)},
+            max_string_chars,
         )
+        for n, t in zip(names, tools, strict=True):
+            if f"\n{n}-args ::=" not in "\n" + rules:  # the converter inlines a bare primitive
+                raise GrammarError(f"{t.name}: its arguments must be an object schema")
+        lines.append(rules)
     return "\n".join([f"root ::= {' | '.join(branches)}", *lines])
 
 

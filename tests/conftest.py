@@ -1,6 +1,14 @@
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
+
+# Inputs per property test: 300 in CI; EDGEAGENT_FUZZ=1 runs 5,000 (docs/security.md).
+settings.register_profile("ci", max_examples=300, deadline=None)
+settings.register_profile("fuzz", max_examples=5000, deadline=None)
+settings.load_profile("fuzz" if os.environ.get("EDGEAGENT_FUZZ") else "ci")
 
 
 @pytest.fixture(autouse=True)

@@ -85,7 +85,7 @@ def test_without_a_terminal_a_tool_with_side_effects_is_not_run_unless_yes():
     call = json.loads(proc.stdout)["tool_calls"][0]
     assert call["name"] == "set_timer" and not call["ok"]
     assert call["error"] == "the user declined to run set_timer"
-    assert "pass --yes to allow it" in proc.stderr
+    assert "pass --allow set_timer (or --yes) to allow it" in proc.stderr
     from edgeagent.demo_tools import list_timers
 
     assert list_timers() == []  # the timer was never set (the same $EDGEAGENT_HOME)

@@ -155,6 +155,24 @@ def test_strings_are_bounded_and_json_safe():
     assert not matches(rules, '"\\ud800"')  # no \u escapes: no lone surrogates
 
 
+def test_patterns_with_class_escapes_and_escaped_literals_mean_what_the_regex_means(
+    llama_backend,
+):
+    schema = {"type": "string", "pattern": r"^\d{3}-\w\s?[\d_]\S\.txt$"}
+    text = schema_rules({"r": schema}, max_string_chars=32)
+    llama_backend.check_grammar("root ::= r\n" + text)  # llama.cpp refused \\d and \\. before
+    rules = parse_gbnf("root ::= r\n" + text)
+    for value, ok in [
+        ("555-a 1x.txt", True),
+        ("555-a_1x.txt", False),
+        ("55a-a 1x.txt", False),
+        ("555-a1_.txt", True),
+        ("555-a 1 .txt", False),
+        ("555-a 1xatxt", False),
+    ]:
+        assert matches(rules, json.dumps(value)) == ok, value
+
+
 def test_numbers_have_no_exponent():
     rules = parse_gbnf("root ::= number\n" + schema_rules({"r": {"type": "number"}}, 8))
     assert matches(rules, "-12.5")

@@ -40,6 +40,13 @@ _OPTIONS = [
         help="Run a bundle (edgeagent build): its model, adapters, tools and settings.",
     ),
     click.option("--tools", "tools_source", metavar="MODULE", help="Module or .py file of tools."),
+    click.option(
+        "--allow",
+        "allow",
+        metavar="TOOL",
+        multiple=True,
+        help="A tool with side effects that may run without asking (repeatable).",
+    ),
     click.option("--n-ctx", type=int, help="Context length (default: 2048, or the bundle's)."),
     click.option("--threads", type=int, help="CPU threads (default: all this process may use)."),
 ]

@@ -50,6 +50,13 @@ def validate(path: Path, max_problems: int, as_json: bool) -> None:
     help="Offer each example the tools it needs plus random others, at most this many "
     "(default: every tool).",
 )
+@click.option(
+    "--siblings",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="With --bank: this share of examples offers a whole domain of look-alike tools "
+    "(a third of them asking for one that is not there).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @json_option
 def synth(
@@ -58,6 +65,7 @@ def synth(
     count: int,
     seed: int,
     max_offered: int | None,
+    siblings: float,
     out: Path,
     as_json: bool,
 ) -> None:
@@ -75,8 +83,10 @@ def synth(
             raise click.UsageError("give --tools or --bank, not both")
         bank_items = bank_tools(bank)
         n_tools = len(bank_items)
-        examples = synthesize_bank(bank_items, count, seed, max_offered or 4)
+        examples = synthesize_bank(bank_items, count, seed, max_offered or 4, siblings)
     else:
+        if siblings:
+            raise click.UsageError("--siblings needs --bank (only the bank knows tool domains)")
         tools = (
             load_tool_list(source) if source and source.endswith(".json") else load_tools(source)
         )

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     "-y",
     "assume_yes",
     is_flag=True,
-    help="Run tools with side effects without asking (by default they are asked for in a "
-    "terminal, and not run without one).",
+    help="Run every tool with side effects without asking (by default they are asked for in a "
+    "terminal, and not run without one; --allow TOOL allows one).",
 )
 @json_option
 def command(
@@ -50,6 +50,7 @@ def command(
     no_grammar: bool,
     memory: Path | None,
     assume_yes: bool,
+    allow: tuple[str, ...],
     as_json: bool,
     **model_options: Any,
 ) -> None:
@@ -61,7 +62,8 @@ def command(
         constrained=not no_grammar,
         tool_choice=tool_choice,
         memory=memory,
-        confirm=None if assume_yes else ask_in_terminal,
+        confirm=ask_in_terminal,
+        allow="all" if assume_yes else allow,
         **model_options,
     )
     if as_json:
@@ -99,7 +101,7 @@ def ask_in_terminal(call: ToolCall, tool: Tool) -> bool:
     if not sys.stdin.isatty():
         click.echo(
             f"not run: {call.name}({args}) has side effects ({tool.effects}) and there is no "
-            "terminal to ask; pass --yes to allow it",
+            f"terminal to ask; pass --allow {call.name} (or --yes) to allow it",
             err=True,
         )
         return False

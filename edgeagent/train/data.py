@@ -16,7 +16,7 @@ with its line number and field; bad lines are skipped and counted, never silentl
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,8 +72,11 @@ class _Invalid(Exception):
         self.field, self.reason = field, reason
 
 
-def read_jsonl(path: str | Path) -> tuple[list[Example], Report]:
-    """Read and validate a canonical JSONL file. Returns the valid examples and a report."""
+def read_jsonl(
+    path: str | Path, parse: Callable[[Any], Example] | None = None
+) -> tuple[list[Example], Report]:
+    """Read and validate a JSONL file, canonical or (with `parse`, e.g. an importer's) another
+    format. Returns the valid examples and a report."""
     report = Report(str(path))
     examples: list[Example] = []
     with Path(path).open("rb") as fh:
@@ -92,7 +95,7 @@ def read_jsonl(path: str | Path) -> tuple[list[Example], Report]:
                 report.problems.append(Problem(number, "(line)", f"not JSON: {exc.msg}"))
                 continue
             try:
-                examples.append(parse_example(data, number))
+                examples.append(parse(data) if parse else parse_example(data, number))
             except _Invalid as exc:
                 report.problems.append(Problem(number, exc.field, exc.reason))
     report.valid = len(examples)

@@ -31,35 +31,41 @@ def xlam_type(text: str) -> tuple[dict[str, Any], bool]:
     return ({"type": kind} if kind else {}), optional
 
 
-def from_xlam(record: dict[str, Any]) -> Example:
+def from_xlam(record: Any) -> Example:
     """An xLAM record (query, tools, answers; tools and answers may be JSON strings)."""
+    if not isinstance(record, dict):
+        raise _Invalid("(line)", "an xLAM record is a JSON object")
     tools_raw = _maybe_json(record.get("tools"), "tools")
     answers = _maybe_json(record.get("answers"), "answers")
     if not isinstance(record.get("query"), str):
         raise _Invalid("query", "must be a string")
     tools = []
     for i, spec in enumerate(tools_raw):
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise _Invalid(f"tools[{i}]", "must be an object with a string name")
+        parameters = spec.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise _Invalid(f"tools[{i}].parameters", "must be an object")
         props, required = {}, []
-        for pname, p in (spec.get("parameters") or {}).items():
+        for pname, p in parameters.items():
+            if not isinstance(p, dict):
+                raise _Invalid(f"tools[{i}].parameters.{pname}", "must be an object")
             schema, optional = xlam_type(str(p.get("type", "any")))
             if p.get("description"):
-                schema["description"] = p["description"]
+                schema["description"] = str(p["description"])
             props[pname] = schema
             if not optional and "default" not in p:
                 required.append(pname)
         params = {"type": "object", "properties": props, "required": required}
-        if not isinstance(spec.get("name"), str):
-            raise _Invalid(f"tools[{i}].name", "must be a string")
-        function = {"name": spec["name"], "description": spec.get("description", ""),
+        function = {"name": spec["name"], "description": str(spec.get("description") or ""),
                     "parameters": params}  # fmt: skip
         tools.append({"type": "function", "function": function})
-    calls = [
-        {
-            "type": "function",
-            "function": {"name": a.get("name"), "arguments": a.get("arguments", {})},
-        }
-        for a in answers
-    ]
+    calls = []
+    for i, answer in enumerate(answers):
+        if not isinstance(answer, dict):
+            raise _Invalid(f"answers[{i}]", "must be an object with name and arguments")
+        function = {"name": answer.get("name"), "arguments": answer.get("arguments", {})}
+        calls.append({"type": "function", "function": function})
     messages: list[dict[str, Any]] = [{"role": "user", "content": record["query"]}]
     if calls:
         messages.append({"role": "assistant", "content": "", "tool_calls": calls})

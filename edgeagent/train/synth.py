@@ -50,6 +50,9 @@ OFF_TOPIC = [
     "Suggest a name for a golden retriever puppy.",
 ]
 NO_TOOL_ANSWER = "I can't do that with the tools I have."
+# a quarter "missing": a request for a tool that is not offered, so that a fine-tune learns to
+# call only what fits (without them it calls anything on BFCL's irrelevance)
+KINDS = ["single"] * 50 + ["parallel"] * 12 + ["off_topic"] * 13 + ["missing"] * 25
 WORDS = {
     "city": ["Paris", "Oslo", "Tokyo", "Lima", "Nairobi", "Toronto", "Madrid", "Seoul"],
     "name": ["Anna", "Marco", "Priya", "Kenji", "Lea", "Omar", "Sofia", "Tom"],
@@ -94,10 +97,7 @@ class Synthesizer:
         return offered
 
     def examples(self, n: int) -> list[Example]:
-        # a quarter "missing": a request for a tool that is not offered, so that a fine-tune
-        # learns to call only what fits (without them it calls anything on BFCL's irrelevance)
-        kinds = ["single"] * 50 + ["parallel"] * 12 + ["off_topic"] * 13 + ["missing"] * 25
-        return [self.example(self.rng.choice(kinds)) for _ in range(n)]
+        return [self.example(self.rng.choice(KINDS)) for _ in range(n)]
 
     def example(self, kind: str) -> Example:
         rng = self.rng

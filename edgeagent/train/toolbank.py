@@ -27,7 +27,7 @@ from typing import Any
 
 from edgeagent.tools import Tool
 from edgeagent.train.data import Example, example_to_dict
-from edgeagent.train.synth import Synthesizer
+from edgeagent.train.synth import KINDS, NO_TOOL_ANSWER, Synthesizer
 from edgeagent.wireformat import Message, ToolCall
 
 POOLS: dict[str, list[str]] = {
@@ -211,22 +211,60 @@ class BankSynthesizer(Synthesizer):
     phrasings, most of the time), values from the parameter's kind, copied verbatim."""
 
     def __init__(
-        self, bank: Sequence[BankTool], seed: int = 0, max_offered: int | None = 4
+        self,
+        bank: Sequence[BankTool],
+        seed: int = 0,
+        max_offered: int | None = 4,
+        siblings: float = 0.0,
     ) -> None:
         super().__init__([b.tool for b in bank], seed, max_offered)
         self.by_name = {b.tool.name: b for b in bank}
+        self.domains: dict[str, list[Tool]] = {}
+        for item in bank:
+            self.domains.setdefault(item.domain, []).append(item.tool)
+        self.siblings = siblings
         self.planned: dict[str, str] = {}  # the request template of each drawn call
+
+    def examples(self, n: int) -> list[Example]:
+        """With `siblings`, that share of the examples offers a whole domain of look-alike
+        tools: two thirds ask for one of them, a third for a sibling that is not offered (a
+        near miss, as BFCL's irrelevance cases are: "a circle's area" next to a triangle's).
+        Random lists rarely hold a tool close enough to confuse; a device's tools all do."""
+        if not self.siblings:
+            return super().examples(n)
+        return [
+            self.example(self.rng.choice(["domain", "domain", "near_miss"]))
+            if self.rng.random() < self.siblings
+            else self.example(self.rng.choice(KINDS))
+            for _ in range(n)
+        ]
 
     def example(self, kind: str) -> Example:
         """A third of the calls go on with their results and an answer: after a result the
         model answers instead of calling again."""
-        example = super().example(kind)
+        if kind in ("domain", "near_miss"):
+            example = self.sibling_example(kind == "near_miss")
+        else:
+            example = super().example(kind)
         reply = example.messages[-1]
         if reply.calls and self.rng.random() < 0.33:
             results = [Message("tool", json.dumps({"ok": True}), name=c.name) for c in reply.calls]
             answer = Message("assistant", self.rng.choice(DONE))
             return Example(example.tools, [*example.messages, *results, answer])
         return example
+
+    def sibling_example(self, near_miss: bool) -> Example:
+        wanted = self.rng.choice(self.tools)
+        family = self.domains[self.by_name[wanted.name].domain]
+        if near_miss and len(family) < 2:
+            return super().example("missing")
+        call = self.call(wanted)
+        offered = [t for t in family if not (near_miss and t is wanted)]
+        self.rng.shuffle(offered)
+        ask = Message("user", self.request(wanted, call))
+        if near_miss:
+            return Example(offered, [ask, Message("assistant", NO_TOOL_ANSWER)])
+        return Example(offered, [ask, Message("assistant", calls=[call])])
 
     def call(self, tool: Tool) -> ToolCall:
         item = self.by_name[tool.name]
@@ -295,13 +333,12 @@ def _say(value: Any) -> str:
 
 
 def synthesize_bank(
-    bank: Sequence[BankTool], n: int, seed: int = 0, max_offered: int | None = 4
+    bank: Sequence[BankTool],
+    n: int,
+    seed: int = 0,
+    max_offered: int | None = 4,
+    siblings: float = 0.0,
 ) -> list[dict[str, Any]]:
     """n canonical examples over the bank's tools, deterministic for a seed."""
-    return [example_to_dict(e) for e in _examples(bank, n, seed, max_offered)]
-
-
-def _examples(
-    bank: Sequence[BankTool], n: int, seed: int, max_offered: int | None
-) -> list[Example]:
-    return BankSynthesizer(bank, seed, max_offered).examples(n)
+    examples = BankSynthesizer(bank, seed, max_offered, siblings).examples(n)
+    return [example_to_dict(e) for e in examples]

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgeagent.errors import EdgeAgentError
+from edgeagent.paths import replace_file
 
 #: HF architecture class -> GGUF architecture name
 SUPPORTED = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
@@ -76,6 +77,8 @@ def hf_to_gguf(hf_dir: str | Path, out: str | Path, outtype: str = "f16") -> Ggu
     files = sorted(hf_dir.glob("*.safetensors"))
     if not files:
         raise EdgeAgentError(f"{hf_dir}: no .safetensors weights", hint="save with safetensors")
+    for file in files:
+        check_safetensors(file, hint="save or copy the model again")
 
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +118,7 @@ def hf_to_gguf(hf_dir: str | Path, out: str | Path, outtype: str = "f16") -> Ggu
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        os.replace(tmp, out)
+        replace_file(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return GgufExport(str(out), arch, outtype, count, out.stat().st_size)
@@ -191,3 +194,15 @@ def _read_json(path: Path) -> dict[str, Any]:
         return data
     except (OSError, json.JSONDecodeError) as exc:
         raise EdgeAgentError(f"cannot read {path}: {exc}") from None
+
+
+def check_safetensors(path: Path, hint: str) -> None:
+    """Refuse a .safetensors file whose header cannot be read or that does not hold every
+    tensor its header lists (safetensors checks both on open)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="np"):
+            pass
+    except (SafetensorError, OSError) as exc:
+        raise EdgeAgentError(f"{path} is truncated or corrupt ({exc})", hint=hint) from None

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeagent.converters.hf_gguf import permute_rows
+from edgeagent.converters.hf_gguf import check_safetensors, permute_rows
 from edgeagent.errors import EdgeAgentError
 from edgeagent.models import inspect_gguf, read_gguf_header
-from edgeagent.paths import swap_in
+from edgeagent.paths import replace_file, swap_in
 
 _PEFT_KEY = re.compile(
     r"^base_model\.model\.(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$"
@@ -56,7 +56,7 @@ def export_lora_gguf(
     from safetensors.numpy import load_file
 
     adapter_dir, out = Path(adapter_dir), Path(out)
-    config = _read_config(adapter_dir)
+    config = read_adapter_config(adapter_dir)
     info = inspect_gguf(base_gguf)
     header = read_gguf_header(Path(base_gguf))
     arch = info.architecture
@@ -123,22 +123,32 @@ def export_lora_gguf(
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        os.replace(tmp, out)  # a cut-off export never leaves a file that looks complete
+        replace_file(tmp, out)  # a cut-off export never leaves a file that looks complete
     finally:
         tmp.unlink(missing_ok=True)
     return LoraExport(str(out), len(tensors) // 2, rank, alpha, out.stat().st_size)
 
 
-def _read_config(adapter_dir: Path) -> dict[str, Any]:
+def read_adapter_config(adapter_dir: Path) -> dict[str, Any]:
+    """A PEFT LoRA folder's config, after checking that its weights file is whole."""
     path = adapter_dir / "adapter_config.json"
+    if not path.exists():
+        raise EdgeAgentError(
+            f"{adapter_dir} is not a PEFT adapter folder (no adapter_config.json)",
+            hint="give the folder `edgeagent train` wrote",
+        )
     try:
         config: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EdgeAgentError(f"{path}: not a readable PEFT adapter config ({exc})") from None
+    if not isinstance(config, dict):
+        raise EdgeAgentError(f"{path}: not a PEFT adapter config (not a JSON object)")
     if config.get("peft_type", "LORA") != "LORA":
         raise EdgeAgentError(f"{adapter_dir}: a {config['peft_type']} adapter, not LoRA")
-    if not (adapter_dir / "adapter_model.safetensors").exists():
+    weights = adapter_dir / "adapter_model.safetensors"
+    if not weights.exists():
         raise EdgeAgentError(f"{adapter_dir}: adapter_model.safetensors is missing")
+    check_safetensors(weights, hint="train the adapter again, or copy it again")
     return config
 
 

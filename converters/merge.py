@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeagent.converters.hf_gguf import SIDECAR
-from edgeagent.converters.lora_gguf import AdapterMismatchError
+from edgeagent.converters.lora_gguf import AdapterMismatchError, read_adapter_config
 from edgeagent.errors import EdgeAgentError
 from edgeagent.paths import swap_in
 
@@ -41,11 +41,12 @@ def load_merged(base: str | Path, adapter: str | Path | None, dtype: str = "floa
 
     if dtype not in DTYPES:
         raise EdgeAgentError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    if adapter is not None:
+        read_adapter_config(Path(adapter))  # before the base loads: a bad adapter fails fast
     model, tokenizer = load_base(base)  # fp32: the merge happens in full precision
     if adapter is not None:
         from peft import PeftModel
 
-        _check_adapter(Path(adapter))
         try:
             model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         except (RuntimeError, ValueError, KeyError) as exc:  # size mismatch, unknown modules
@@ -100,15 +101,3 @@ def merged_work(
         yield model, tokenizer, work
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _check_adapter(adapter: Path) -> None:
-    config = adapter / "adapter_config.json"
-    if not config.exists():
-        raise EdgeAgentError(
-            f"{adapter} is not a PEFT adapter folder (no adapter_config.json)",
-            hint="give the folder `edgeagent train` wrote",
-        )
-    peft_type = json.loads(config.read_text()).get("peft_type", "LORA")
-    if peft_type != "LORA":
-        raise EdgeAgentError(f"{adapter}: a {peft_type} adapter; only LoRA merges here")

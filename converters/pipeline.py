@@ -4,7 +4,6 @@ intermediate files live in a temporary folder next to the output and are removed
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from edgeagent.converters.merge import merged_work
 from edgeagent.converters.quantize import QUANTS, quantize_gguf
 from edgeagent.converters.selfcheck import CheckResult, self_check
 from edgeagent.errors import EdgeAgentError
+from edgeagent.paths import replace_file
 
 FLOAT_TYPES = ("f32", "f16", "bf16")
 
@@ -58,7 +58,7 @@ def export_gguf(
             quantize_gguf(work / "f16.gguf", work / "model.gguf", quant, threads)
         result = self_check(work / "model.gguf", model, tokenizer, quant) if check else None
         out.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(work / "model.gguf", out)  # only a checked file takes the output's name
+        replace_file(work / "model.gguf", out)  # only a checked file takes the name
     return ExportResult(
         str(out), quant, out.stat().st_size, round(time.perf_counter() - start, 1), result
     )

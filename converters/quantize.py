@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeagent.errors import EdgeAgentError
+from edgeagent.paths import replace_file
 
 #: our name -> the llama_ftype constant's name in llama_cpp
 QUANTS = {
@@ -54,7 +55,7 @@ def quantize_gguf(
         )
         if rc != 0:
             raise EdgeAgentError(f"llama_model_quantize failed on {src} ({quant}, code {rc})")
-        os.replace(tmp, out)
+        replace_file(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return QuantizeResult(str(out), key, out.stat().st_size)

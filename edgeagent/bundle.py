@@ -34,7 +34,7 @@ from typing import Any
 
 from edgeagent._version import __version__
 from edgeagent.errors import EdgeAgentError
-from edgeagent.paths import fsync_tree, swap_in
+from edgeagent.paths import swap_in
 from edgeagent.tools import Tool
 
 MANIFEST = "bundle.toml"
@@ -252,7 +252,6 @@ def build_bundle(
         progress("hashing files")
         manifest.files = hash_files(work)
         write_manifest(work, manifest)
-        fsync_tree(work)
         swap_in(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

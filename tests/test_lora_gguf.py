@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +17,7 @@ pytest.importorskip("peft")
 transformers = pytest.importorskip("transformers")
 
 from edgeagent.converters.lora_gguf import AdapterMismatchError, export_lora_gguf  # noqa: E402
-from edgeagent.errors import ModelFileError  # noqa: E402
+from edgeagent.errors import EdgeAgentError, ModelFileError  # noqa: E402
 from edgeagent.models import default_model_path  # noqa: E402
 
 PROMPT = (
@@ -85,6 +90,71 @@ def test_backend_switches_adapters_by_scale(random_adapter, tmp_path):
         backend.set_adapters({"b": 1.0})
     with pytest.raises(ModelFileError, match="not a GGUF LoRA adapter"):
         backend.load_adapter("model", default_model_path())  # a model, not an adapter
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: _cut(d / "adapter_model.safetensors", 5000), "truncated or corrupt"),
+        (lambda d: (d / "adapter_model.safetensors").write_bytes(b"\xff" * 64), "corrupt"),
+        (lambda d: (d / "adapter_config.json").write_text("{not json"), "not a readable"),
+        (lambda d: (d / "adapter_config.json").unlink(), "not a PEFT adapter folder"),
+    ],
+)
+def test_a_damaged_peft_adapter_is_refused_by_export_and_merge(
+    random_adapter, tmp_path, damage, message
+):
+    from edgeagent.converters.merge import load_merged
+
+    folder = tmp_path / "adapter"
+    shutil.copytree(random_adapter[0], folder)
+    damage(folder)
+    with pytest.raises(EdgeAgentError, match=message):
+        export_lora_gguf(folder, default_model_path(), tmp_path / "a.gguf")
+    with pytest.raises(EdgeAgentError, match=message):
+        load_merged(default_model_path(), folder)
+    assert not (tmp_path / "a.gguf").exists()
+
+
+def test_a_truncated_gguf_adapter_is_refused_before_llama_cpp(random_adapter, tmp_path):
+    from edgeagent.backends.llamacpp import check_adapter
+
+    export_lora_gguf(random_adapter[0], default_model_path(), tmp_path / "a.gguf")
+    _cut(tmp_path / "a.gguf", (tmp_path / "a.gguf").stat().st_size // 2)
+    with pytest.raises(ModelFileError, match="is truncated: its tensors need"):
+        check_adapter(tmp_path / "a.gguf", "llama")
+
+
+@pytest.mark.parametrize("stage", ["write_tensors_to_file", "close"])
+def test_a_killed_export_leaves_no_adapter_file(random_adapter, tmp_path, stage):
+    """SIGKILL while the GGUF is written, or after it is written and before it is renamed:
+    no file under the output's name; the same command then works."""
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        import gguf
+        from edgeagent.converters.lora_gguf import export_lora_gguf
+        from edgeagent.models import default_model_path
+        original = gguf.GGUFWriter.{stage}
+        def die(self, *a, **k):
+            original(self, *a, **k) if "{stage}" == "close" else None
+            os.kill(os.getpid(), signal.SIGKILL)
+        gguf.GGUFWriter.{stage} = die
+        export_lora_gguf(sys.argv[1], default_model_path(), sys.argv[2])
+        """
+    )
+    out = tmp_path / "a.gguf"
+    proc = subprocess.run([sys.executable, "-c", script, str(random_adapter[0]), str(out)])
+    assert proc.returncode == -signal.SIGKILL
+    assert not out.exists()
+    from edgeagent.backends.llamacpp import check_adapter
+
+    export_lora_gguf(random_adapter[0], default_model_path(), out)
+    check_adapter(out, "llama")
+
+
+def _cut(path: Path, size: int) -> None:
+    path.write_bytes(path.read_bytes()[:size])
 
 
 def test_an_adapter_for_another_model_is_refused_with_the_mismatch(tmp_path):

@@ -6,6 +6,7 @@ import codecs
 import ctypes
 import logging
 import os
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -289,8 +290,15 @@ def check_adapter(path: str | Path, architecture: str) -> None:
 
     try:
         header = read_gguf_header(Path(path))
-    except (OSError, ValueError) as exc:
-        raise ModelFileError(f"{path}: not a readable GGUF adapter ({exc})") from None
+    except (OSError, ValueError, struct.error, IndexError, UnicodeDecodeError, OverflowError) as e:
+        raise ModelFileError(f"{path}: not a readable GGUF adapter ({e})") from None
+    size = Path(path).stat().st_size
+    if header.data_end > size:
+        raise ModelFileError(
+            f"{path} is truncated: its tensors need {header.data_end:,} bytes, the file has "
+            f"{size:,}",
+            hint="export the adapter again (edgeagent export lora)",
+        )
     kind = header.fields.get("general.type"), header.fields.get("adapter.type")
     if kind != ("adapter", "lora"):
         raise ModelFileError(

@@ -128,6 +128,21 @@ def test_xlam_import():
     assert xlam_type("float, optional") == ({"type": "number"}, True)
 
 
+def test_data_import_cli_converts_an_xlam_file_and_names_its_bad_lines(tmp_path):
+    good = {"query": "Weather in Oslo?", "answers": [{"name": "w", "arguments": {"city": "Oslo"}}],
+            "tools": [{"name": "w", "parameters": {"city": {"type": "str"}}}]}  # fmt: skip
+    src = tmp_path / "xlam.jsonl"
+    src.write_bytes(b"\n".join([json.dumps(good).encode(), b"null", b"\xff", b'{"query": "x"}']))
+    out = tmp_path / "canonical.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "edgeagent", "data", "import", str(src), "--from",
+                           "xlam", "--out", str(out), "--json"], capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["valid"] == 1 and [p["line"] for p in report["problems"]] == [2, 3, 4]
+    examples, again = read_jsonl(out)  # canonical now
+    assert again.valid == 1 and examples[0].messages[1].calls[0].arguments == {"city": "Oslo"}
+
+
 def test_bfcl_import_picks_the_first_acceptable_answer():
     from edgeagent.bfcl import Case
 

@@ -1,9 +1,10 @@
-"""`edgeagent data validate FILE`: check a training file, line by line."""
+"""`edgeagent data validate|import|synth`: check, convert and make training data."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -24,15 +25,50 @@ def validate(path: Path, max_problems: int, as_json: bool) -> None:
     from edgeagent.train.data import read_jsonl
 
     _, report = read_jsonl(path)
+    _print_report(report, max_problems, as_json)
+    sys.exit(1 if report.problems else 0)
+
+
+@command.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--from",
+    "source_format",
+    type=click.Choice(["xlam"]),
+    required=True,
+    help="The file's format: xlam (one {query, tools, answers} record a line).",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--max-problems", default=20, show_default=True, help="Problems to print.")
+@json_option
+def import_(
+    path: Path, source_format: str, out: Path, max_problems: int, as_json: bool
+) -> None:
+    """Convert a file to the canonical format; bad lines are reported and skipped."""
+    from edgeagent.train.data import example_to_dict, read_jsonl, write_jsonl
+    from edgeagent.train.importers import from_xlam
+
+    examples, report = read_jsonl(path, parse=from_xlam)
+    if not examples:
+        _print_report(report, max_problems, as_json)
+        raise click.ClickException(f"no valid {source_format} record in {path}; nothing written")
+    write_jsonl([example_to_dict(e) for e in examples], out)
+    if as_json:
+        echo_json({**report.to_dict(), "out": str(out)})
+    else:
+        _print_report(report, max_problems, as_json)
+        click.echo(f"wrote {len(examples)} examples to {out}")
+
+
+def _print_report(report: Any, max_problems: int, as_json: bool) -> None:
     if as_json:
         echo_json(report.to_dict())
-    else:
-        for problem in report.problems[:max_problems]:
-            click.echo(str(problem))
-        if len(report.problems) > max_problems:
-            click.echo(f"… and {len(report.problems) - max_problems} more problems")
-        click.echo(f"{report.valid} valid, {report.skipped} skipped, of {report.lines} lines")
-    sys.exit(1 if report.problems else 0)
+        return
+    for problem in report.problems[:max_problems]:
+        click.echo(str(problem))
+    if len(report.problems) > max_problems:
+        click.echo(f"… and {len(report.problems) - max_problems} more problems")
+    click.echo(f"{report.valid} valid, {report.skipped} skipped, of {report.lines} lines")
 
 
 @command.command("synth")

@@ -14,6 +14,7 @@ import time
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import docstring_parser
@@ -327,6 +328,19 @@ def _short_validation_error(exc: pydantic.ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "arguments"
         parts.append(f"{where}: {err['msg']}")
     return "; ".join(parts)
+
+
+def path_within(root: str | Path, relative: str) -> Path:
+    """`relative` resolved under `root`, for tools that take file paths from the model: an
+    absolute path, `..` or a symlink that leads out of `root` raises ValueError (which the
+    model reads as the tool's error)."""
+    base = Path(root).resolve()
+    if Path(relative).is_absolute():
+        raise ValueError(f"{relative!r} is an absolute path; give a path inside the folder")
+    target = (base / relative).resolve()
+    if not target.is_relative_to(base):
+        raise ValueError(f"{relative!r} leads outside the folder this tool may use")
+    return target
 
 
 def collect_tools(objects: Iterable[Any]) -> list[Tool]:

@@ -163,3 +163,25 @@ def test_timeouts_keep_the_tools_own_errors_and_none_runs_in_the_callers_thread(
     assert outcome.error == "socket_call failed: TimeoutError: server did not answer"
     assert where.invoke({}).content == threading.current_thread().name
     assert Tool.from_schema("t", "", {"type": "object"}, timeout_s=1.5).timeout_s == 1.5
+
+
+def test_file_tools_stay_inside_their_root(tmp_path, monkeypatch):
+    from edgeagent.demo_tools import find_files
+    from edgeagent.tools import path_within
+
+    root, outside = tmp_path / "files", tmp_path / "secret"
+    (root / "docs").mkdir(parents=True)
+    outside.mkdir()
+    (root / "docs" / "report.pdf").write_text("x")
+    (outside / "passwords.pdf").write_text("x")
+    (root / "link.pdf").symlink_to(outside / "passwords.pdf")  # a file that leads out
+    (root / "away").symlink_to(outside, target_is_directory=True)  # a folder that leads out
+    monkeypatch.setenv("EDGEAGENT_FILES", str(root))
+    assert find_files.invoke({"pattern": "*.pdf"}).value == ["docs/report.pdf"]
+    for pattern in ("../secret/*.pdf", "/etc/passwd", "..", "away/passwords.pdf"):
+        outcome = find_files.invoke({"pattern": pattern})
+        assert not outcome.ok and "not a path" in outcome.content
+    assert path_within(root, "docs/report.pdf") == root.resolve() / "docs" / "report.pdf"
+    for escape in ("../secret/passwords.pdf", "link.pdf", "away/passwords.pdf", "/etc/passwd"):
+        with pytest.raises(ValueError, match="outside|absolute"):
+            path_within(root, escape)

@@ -41,9 +41,7 @@ def validate(path: Path, max_problems: int, as_json: bool) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--max-problems", default=20, show_default=True, help="Problems to print.")
 @json_option
-def import_(
-    path: Path, source_format: str, out: Path, max_problems: int, as_json: bool
-) -> None:
+def import_(path: Path, source_format: str, out: Path, max_problems: int, as_json: bool) -> None:
     """Convert a file to the canonical format; bad lines are reported and skipped."""
     from edgeagent.train.data import example_to_dict, read_jsonl, write_jsonl
     from edgeagent.train.importers import from_xlam

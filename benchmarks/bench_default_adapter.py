@@ -9,7 +9,10 @@ JSON object.
 - demo: the prompts of the docs with every demo tool offered, as `edgeagent run` does.
 - BFCL simple_python / multiple / irrelevance (from the bfcl-eval package; never trained on).
 
-    python benchmarks/bench_default_adapter.py [--adapter A.gguf] [--cases 80] [--bfcl-limit 50]
+    python benchmarks/bench_default_adapter.py [--adapter A.gguf ...] [--cases 80] [--bfcl-limit 50]
+
+With several --adapter, each is scored on the same cases in the same run ("adapter",
+"adapter1", ...).
 """
 
 from __future__ import annotations
@@ -61,23 +64,29 @@ def score_demo(backend) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--adapter", type=Path, default=DEFAULT_ADAPTER)
+    parser.add_argument(
+        "--adapter",
+        type=Path,
+        action="append",
+        help="a GGUF LoRA to score (repeatable; default: the shipped one)",
+    )
     parser.add_argument("--cases", type=int, default=80, help="synthesized cases per set")
     parser.add_argument("--bfcl-limit", type=int, default=50)
     args = parser.parse_args()
     unseen = [parse_example(d) for d in synthesize_bank(bank_tools("held-out"), args.cases, 99)]
     seen = [parse_example(d) for d in synthesize_bank(bank_tools("train"), args.cases, 98)]
     bfcl = {c: load_cases(c, args.bfcl_limit) for c in ("simple_python", "multiple", "irrelevance")}
-    backend = LlamaCppBackend(default_model_path(), n_ctx=4096, adapters={"ft": args.adapter})
+    paths = args.adapter or [DEFAULT_ADAPTER]
+    adapters = {f"adapter{i or ''}": path for i, path in enumerate(paths)}
+    backend = LlamaCppBackend(default_model_path(), n_ctx=4096, adapters=adapters)
     report: dict = {
         "model": "SmolLM2-135M-Instruct Q4_1 (embedded)",
-        "adapter": str(args.adapter),
-        "adapter_bytes": args.adapter.stat().st_size,
+        "adapters": {k: {"path": str(v), "bytes": v.stat().st_size} for k, v in adapters.items()},
         "grammar": True,
         "tool_choice": "auto",
     }
-    for label, scale in (("base", None), ("adapter", 1.0)):
-        backend.set_adapters({"ft": scale} if scale else {})
+    for label in ("base", *adapters):
+        backend.set_adapters({} if label == "base" else {label: 1.0})
         start = time.perf_counter()
         report[label] = {
             "unseen_tools": score_examples(backend, unseen),

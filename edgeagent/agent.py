@@ -355,8 +355,9 @@ class Agent:
         m = read_manifest(root)
         source = m.tools if m.tools.startswith("edgeagent.") else str(inside(root, m.tools))
         tools = load_tools(source)
-        if dry_run:
+        if dry_run:  # stubs change nothing, so they need no permission
             tools = [dataclasses.replace(t, fn=_dry_run) for t in tools]
+            options.setdefault("allow", "all")
         settings: dict[str, Any] = {
             "model": inside(root, m.model),
             "adapter": inside(root, m.adapter) if m.adapter else None,

@@ -113,17 +113,20 @@ _UNITS: dict[str, tuple[str, float]] = {
     "ml": ("volume", 0.001), "l": ("volume", 1.0), "cup": ("volume", 0.2365882365),
     "tbsp": ("volume", 0.01478676478125), "tsp": ("volume", 0.00492892159375),
     "gal": ("volume", 3.785411784),
-    "c": ("temperature", 1.0), "f": ("temperature", 1.0), "k": ("temperature", 1.0),
+    "celsius": ("temperature", 1.0), "fahrenheit": ("temperature", 1.0),
+    "kelvin": ("temperature", 1.0),
 }  # fmt: skip
 Unit = Literal[
     "mm", "cm", "m", "km", "in", "ft", "yd", "mi", "g", "kg", "oz", "lb",
-    "ml", "l", "cup", "tbsp", "tsp", "gal", "c", "f", "k",
+    "ml", "l", "cup", "tbsp", "tsp", "gal", "celsius", "fahrenheit", "kelvin",
 ]  # fmt: skip
+# Temperatures are spelled out: a grammar admits "c" as soon as it is written, so with "c" a
+# unit the model could stop at it when it meant "cup" (it did: "3 cups" became 3 c).
 
 
 @tool
 def convert_units(value: float, from_unit: Unit, to_unit: Unit) -> str:
-    """Convert a quantity between units of length, mass, volume or temperature (c, f, k).
+    """Convert a quantity between units of length, mass, volume or temperature.
 
     Args:
         value: the quantity to convert
@@ -134,8 +137,12 @@ def convert_units(value: float, from_unit: Unit, to_unit: Unit) -> str:
     if dim_from != dim_to:
         raise ValueError(f"cannot convert {dim_from} ({from_unit}) to {dim_to} ({to_unit})")
     if dim_from == "temperature":
-        kelvin = {"c": value + 273.15, "f": (value - 32) * 5 / 9 + 273.15, "k": value}[from_unit]
-        result = {"c": kelvin - 273.15, "f": (kelvin - 273.15) * 9 / 5 + 32, "k": kelvin}[to_unit]
+        kelvin = {
+            "celsius": value + 273.15, "fahrenheit": (value - 32) * 5 / 9 + 273.15, "kelvin": value
+        }[from_unit]  # fmt: skip
+        result = {
+            "celsius": kelvin - 273.15, "fahrenheit": (kelvin - 273.15) * 9 / 5 + 32, "kelvin": kelvin
+        }[to_unit]  # fmt: skip
     else:
         result = value * _UNITS[from_unit][1] / _UNITS[to_unit][1]
     return f"{value:g} {from_unit} = {result:.6g} {to_unit}"

@@ -198,7 +198,7 @@ def test_decoupled_agent_switches_selector_then_argument_adapter(random_adapter,
     try:
         tools = [t for t in DEMO_TOOLS if t.name in ("set_timer", "convert_units")]
         agent = Agent(tools, decoupled=tmp_path / "dual-gguf", tool_choice="required",
-                      max_steps=1)  # fmt: skip
+                      max_steps=1, allow="all")  # fmt: skip
         events = list(agent.session().stream("Start a 12 minute timer for the pasta"))
     finally:
         LlamaCppBackend.set_adapters = original

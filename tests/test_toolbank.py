@@ -60,6 +60,13 @@ def test_held_out_examples_offer_only_held_out_tools():
         assert {t["function"]["name"] for t in d["tools"]} <= names
 
 
+def test_the_demo_part_offers_the_demo_tools_in_lists_as_long_as_the_cli_offers():
+    demo = bank_tools("demo")
+    assert [t.tool for t in demo] == list(DEMO_TOOLS)
+    sizes = {len(d["tools"]) for d in synthesize_bank(demo, 120, seed=2, max_offered=9)}
+    assert max(sizes) == len(DEMO_TOOLS) and min(sizes) < 4
+
+
 def test_a_bad_bank_line_is_refused_with_the_tool_named(tmp_path, monkeypatch):
     bad = tmp_path / "bank.txt"
     bad.write_text("[x]\nsend_fax | Send a fax. | number:phone | Fax it please\n")

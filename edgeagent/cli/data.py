@@ -73,8 +73,9 @@ def _print_report(report: Any, max_problems: int, as_json: bool) -> None:
 @click.option("--tools", "source", metavar="MODULE|FILE.json", help="Tools (default: demo tools).")
 @click.option(
     "--bank",
-    type=click.Choice(["train", "held-out", "all"]),
-    help="Use edgeagent's broad tool bank (its training or held-out tools) instead of --tools.",
+    type=click.Choice(["train", "held-out", "demo", "all"]),
+    help="Use edgeagent's broad tool bank (its training or held-out tools, or the demo tools "
+    "with hand-written requests) instead of --tools.",
 )
 @click.option("--n", "count", default=1000, show_default=True, help="Examples to write.")
 @click.option("--seed", default=0, show_default=True)

@@ -200,10 +200,12 @@ def split_bank(bank: Sequence[BankTool]) -> tuple[list[BankTool], list[BankTool]
 
 
 def bank_tools(part: str = "train") -> list[BankTool]:
-    """ "train" (with the demo tools), "held-out" (unseen by the shipped adapter) or "all"."""
+    """ "train" (with the demo tools), "held-out" (unseen by the shipped adapter), "demo" (the
+    demo tools alone) or "all"."""
     bank = load_bank()
     train, held = split_bank(bank)
-    return {"train": train, "held-out": held, "all": bank}[part]
+    demo = [t for t in bank if t.domain == "demo"]
+    return {"train": train, "held-out": held, "demo": demo, "all": bank}[part]
 
 
 class BankSynthesizer(Synthesizer):

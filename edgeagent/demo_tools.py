@@ -104,17 +104,19 @@ def search_notes(query: str) -> list[dict[str, object]]:
 
 
 # unit -> (dimension, factor to the base unit); temperatures are handled apart.
-_UNITS: dict[str, tuple[str, float]] = {
-    "mm": ("length", 0.001), "cm": ("length", 0.01), "m": ("length", 1.0),
-    "km": ("length", 1000.0), "in": ("length", 0.0254), "ft": ("length", 0.3048),
-    "yd": ("length", 0.9144), "mi": ("length", 1609.344),
-    "g": ("mass", 0.001), "kg": ("mass", 1.0), "oz": ("mass", 0.028349523125),
-    "lb": ("mass", 0.45359237),
-    "ml": ("volume", 0.001), "l": ("volume", 1.0), "cup": ("volume", 0.2365882365),
-    "tbsp": ("volume", 0.01478676478125), "tsp": ("volume", 0.00492892159375),
-    "gal": ("volume", 3.785411784),
-    "celsius": ("temperature", 1.0), "fahrenheit": ("temperature", 1.0),
-    "kelvin": ("temperature", 1.0),
+#: unit: (dimension, scale, offset): in the dimension's base unit (m, kg, l, kelvin) a value is
+#: value * scale + offset; only temperatures have an offset.
+_UNITS: dict[str, tuple[str, float, float]] = {
+    "mm": ("length", 0.001, 0), "cm": ("length", 0.01, 0), "m": ("length", 1.0, 0),
+    "km": ("length", 1000.0, 0), "in": ("length", 0.0254, 0), "ft": ("length", 0.3048, 0),
+    "yd": ("length", 0.9144, 0), "mi": ("length", 1609.344, 0),
+    "g": ("mass", 0.001, 0), "kg": ("mass", 1.0, 0), "oz": ("mass", 0.028349523125, 0),
+    "lb": ("mass", 0.45359237, 0),
+    "ml": ("volume", 0.001, 0), "l": ("volume", 1.0, 0), "cup": ("volume", 0.2365882365, 0),
+    "tbsp": ("volume", 0.01478676478125, 0), "tsp": ("volume", 0.00492892159375, 0),
+    "gal": ("volume", 3.785411784, 0),
+    "celsius": ("temperature", 1.0, 273.15), "kelvin": ("temperature", 1.0, 0),
+    "fahrenheit": ("temperature", 5 / 9, 273.15 - 32 * 5 / 9),
 }  # fmt: skip
 Unit = Literal[
     "mm", "cm", "m", "km", "in", "ft", "yd", "mi", "g", "kg", "oz", "lb",
@@ -133,18 +135,13 @@ def convert_units(value: float, from_unit: Unit, to_unit: Unit) -> str:
         from_unit: the unit of the value
         to_unit: the unit wanted
     """
-    dim_from, dim_to = _UNITS[from_unit][0], _UNITS[to_unit][0]
+    (dim_from, scale_from, offset_from), (dim_to, scale_to, offset_to) = (
+        _UNITS[from_unit],
+        _UNITS[to_unit],
+    )
     if dim_from != dim_to:
         raise ValueError(f"cannot convert {dim_from} ({from_unit}) to {dim_to} ({to_unit})")
-    if dim_from == "temperature":
-        kelvin = {
-            "celsius": value + 273.15, "fahrenheit": (value - 32) * 5 / 9 + 273.15, "kelvin": value
-        }[from_unit]  # fmt: skip
-        result = {
-            "celsius": kelvin - 273.15, "fahrenheit": (kelvin - 273.15) * 9 / 5 + 32, "kelvin": kelvin
-        }[to_unit]  # fmt: skip
-    else:
-        result = value * _UNITS[from_unit][1] / _UNITS[to_unit][1]
+    result = (value * scale_from + offset_from - offset_to) / scale_to
     return f"{value:g} {from_unit} = {result:.6g} {to_unit}"
 
 

@@ -198,3 +198,16 @@ def test_bfcl_schema_dialect_is_translated():
     assert props["extra"] == {}
     assert props["opts"]["properties"]["n"] == {"type": "integer"}
     assert out["required"] == ["type"]  # names that are not parameters are dropped
+
+
+def test_the_demo_unit_converter_handles_scales_and_temperature_offsets():
+    from edgeagent.demo_tools import convert_units
+
+    assert convert_units.fn(3, "cup", "ml") == "3 cup = 709.765 ml"
+    assert convert_units.fn(212, "fahrenheit", "celsius") == "212 fahrenheit = 100 celsius"
+    assert convert_units.fn(0, "celsius", "kelvin") == "0 celsius = 273.15 kelvin"
+    with pytest.raises(ValueError, match="cannot convert mass"):
+        convert_units.fn(1, "kg", "ml")
+    # no unit is a prefix-complete stand-in for another the model might mean ("c" for "cup")
+    units = convert_units.parameters["properties"]["from_unit"]["enum"]
+    assert "c" not in units and "cup" in units

@@ -103,7 +103,6 @@ def search_notes(query: str) -> list[dict[str, object]]:
     return hits[-10:]
 
 
-# unit -> (dimension, factor to the base unit); temperatures are handled apart.
 #: unit: (dimension, scale, offset): in the dimension's base unit (m, kg, l, kelvin) a value is
 #: value * scale + offset; only temperatures have an offset.
 _UNITS: dict[str, tuple[str, float, float]] = {
@@ -135,10 +134,8 @@ def convert_units(value: float, from_unit: Unit, to_unit: Unit) -> str:
         from_unit: the unit of the value
         to_unit: the unit wanted
     """
-    (dim_from, scale_from, offset_from), (dim_to, scale_to, offset_to) = (
-        _UNITS[from_unit],
-        _UNITS[to_unit],
-    )
+    dim_from, scale_from, offset_from = _UNITS[from_unit]
+    dim_to, scale_to, offset_to = _UNITS[to_unit]
     if dim_from != dim_to:
         raise ValueError(f"cannot convert {dim_from} ({from_unit}) to {dim_to} ({to_unit})")
     result = (value * scale_from + offset_from - offset_to) / scale_to

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edgeagent.demo_tools import DEMO_TOOLS
 from edgeagent.models import default_model_path, inspect_gguf
 from edgeagent.train.data import example_to_dict, parse_example, read_jsonl, write_jsonl
 from edgeagent.train.importers import from_bfcl, from_xlam, xlam_type
@@ -218,7 +219,7 @@ def test_parser_never_crashes_on_arbitrary_lines(tmp_path_factory, blob):
 
 
 def test_synthesizer_is_deterministic_and_every_example_validates(tmp_path):
-    from edgeagent.demo_tools import DEMO_TOOLS, Unit
+    from edgeagent.demo_tools import Unit
     from edgeagent.train.synth import synthesize
 
     first = synthesize(DEMO_TOOLS, 300, seed=7)
@@ -251,6 +252,23 @@ def test_data_synth_cli(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["examples"] == 50
     assert read_jsonl(out)[1].valid == 50
+
+
+@pytest.mark.parametrize("bank", ["demo", "train"])
+def test_data_synth_bank_offers_the_demo_tools_as_the_cli_does_and_the_bank_four_at_most(
+    tmp_path, bank
+):
+    out = tmp_path / "synth.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "edgeagent", "data", "synth", "--bank", bank, "--n", "40", "--out", str(out)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    offered = [[t["function"]["name"] for t in json.loads(line)["tools"]] for line in out.open()]
+    if bank == "train":
+        assert max(map(len, offered)) == 4
+    else:  # every demo tool in `edgeagent run`'s order; only a "tool is missing" case lacks one
+        order = [t.name for t in DEMO_TOOLS]
+        assert all(names == [n for n in order if n in names] for names in offered)
+        assert {len(names) for names in offered} == {len(order), len(order) - 1}
 
 
 def test_argument_mask_learns_the_token_that_glues_a_space_to_the_brace(smollm2):

@@ -76,6 +76,7 @@ def test_lora_training_lowers_the_loss_and_writes_a_peft_adapter(tiny, tmp_path)
     card = json.loads((out / "run_card.json").read_text())
     assert card["settings"]["mask"] == "assistant" and len(card["data_sha256"]) == 64
     assert card["metrics"]["adapter"]["steps"] == 16
+    assert json.loads((out / "result.json").read_text())["adapter"] == str(out)
     assert [p.name for p in tmp_path.iterdir()] == ["adapter"]  # no partial folders left
     model, _ = tiny  # the trainer unloaded its LoRA layers from this one
     assert not any("lora" in name for name, _ in model.named_parameters())

@@ -83,7 +83,8 @@ def _print_report(report: Any, max_problems: int, as_json: bool) -> None:
     "--max-offered",
     type=int,
     help="Offer each example the tools it needs plus random others, at most this many "
-    "(default: every tool).",
+    "(default: every tool, in order, as `edgeagent run` offers them; with --bank train, "
+    "held-out or all: 4).",
 )
 @click.option(
     "--siblings",
@@ -118,7 +119,9 @@ def synth(
             raise click.UsageError("give --tools or --bank, not both")
         bank_items = bank_tools(bank)
         n_tools = len(bank_items)
-        examples = synthesize_bank(bank_items, count, seed, max_offered or 4, siblings)
+        if max_offered is None and bank != "demo":  # hundreds of tools: never all at once
+            max_offered = 4
+        examples = synthesize_bank(bank_items, count, seed, max_offered, siblings)
     else:
         if siblings:
             raise click.UsageError("--siblings needs --bank (only the bank knows tool domains)")

@@ -277,7 +277,8 @@ def train_lora(
         rows = encode(job.examples, tokenizer, job.mask, s.max_length, job.only_tool)
         if not rows:
             raise EdgeAgentError(f"no example has anything to learn under mask {job.mask!r}")
-        model, results[job.name] = _train_job(model, tokenizer, rows, s, work, job, done)
+        final = target / job.name if job.name else target
+        model, results[job.name] = _train_job(model, tokenizer, rows, s, work, job, done, final)
     summary = _summary(results, target)
     card = run_card(
         base=str(base),
@@ -351,7 +352,10 @@ def _train_job(
     work: Path,
     job: _Job,
     done: Path,
+    final: Path,
 ) -> tuple[Any, TrainResult]:
+    """Train one job into `done` (in the work folder); its result names `final`, where the
+    adapter lands when the whole run is done."""
     import time
 
     import torch
@@ -453,7 +457,7 @@ def _train_job(
     state = trainer.state
     history = state.log_history
     result = TrainResult(
-        adapter=str(done),
+        adapter=str(final),
         steps=state.global_step,
         train_loss=[h["loss"] for h in history if "loss" in h],
         eval_loss=state.best_metric

@@ -10,9 +10,11 @@ JSON object.
 - BFCL simple_python / multiple / irrelevance (from the bfcl-eval package; never trained on).
 
     python benchmarks/bench_default_adapter.py [--adapter A.gguf ...] [--cases 80] [--bfcl-limit 50]
+        [--no-base]
 
 With several --adapter, each is scored on the same cases in the same run ("adapter",
-"adapter1", ...).
+"adapter1", ...). The bare model is the slow part (it answers at length where an adapter
+calls): `--no-base` leaves it out when comparing adapters, the first of them the baseline.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ def main() -> None:
     )
     parser.add_argument("--cases", type=int, default=80, help="synthesized cases per set")
     parser.add_argument("--bfcl-limit", type=int, default=50)
+    parser.add_argument("--no-base", action="store_true", help="score the adapters only")
     args = parser.parse_args()
     unseen = [parse_example(d) for d in synthesize_bank(bank_tools("held-out"), args.cases, 99)]
     seen = [parse_example(d) for d in synthesize_bank(bank_tools("train"), args.cases, 98)]
@@ -85,7 +88,7 @@ def main() -> None:
         "grammar": True,
         "tool_choice": "auto",
     }
-    for label in ("base", *adapters):
+    for label in ([] if args.no_base else ["base"]) + list(adapters):
         backend.set_adapters({} if label == "base" else {label: 1.0})
         start = time.perf_counter()
         report[label] = {

@@ -301,7 +301,7 @@ def train_lora(
 
 def _summary(results: dict[str, TrainResult], target: Path) -> TrainResult:
     if list(results) == [""]:
-        return TrainResult(**(asdict(results[""]) | {"adapter": str(target)}))
+        return results[""]  # its result already names `target`
     first = next(iter(results.values()))
     return TrainResult(
         adapter=str(target),

@@ -9,6 +9,9 @@ its rotary layout (transformers undoes that when it loads a GGUF). An adapter tr
 unpermuted weights gets the same row permutation on B, so that B @ A lands on the rows llama.cpp
 multiplies. The base's own header decides everything else: an adapter whose layers, sizes or
 architecture do not match it is refused with the mismatch named, before anything is written.
+
+`read_lora_gguf` goes the other way, so that training can start from a GGUF adapter (the
+shipped general one included) where it left off.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,6 +131,62 @@ def export_lora_gguf(
     finally:
         tmp.unlink(missing_ok=True)
     return LoraExport(str(out), len(tensors) // 2, rank, alpha, out.stat().st_size)
+
+
+def read_lora_gguf(
+    path: str | Path, module_names: Iterable[str], n_head: int, n_kv: int
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A GGUF LoRA adapter in PEFT's terms: its config (r, lora_alpha, target_modules) and its
+    weights under the names PEFT saves them with. `module_names` are the HF model's modules
+    (the reverse of the export's name map); q/k rows are permuted back to the HF layout."""
+    import gguf
+
+    from edgeagent.backends.llamacpp import check_adapter
+
+    path = Path(path)
+    check_adapter(path, None)  # whole, and an adapter: else refused with the reason
+    reader = gguf.GGUFReader(str(path))
+
+    def field(key: str) -> Any:
+        found = reader.fields.get(key)
+        return found.contents() if found is not None else None
+
+    arch = field("general.architecture")
+    arch_id = next((k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == arch), None)
+    if arch_id is None:
+        raise AdapterMismatchError(f"gguf-py does not know the architecture {arch!r}")
+    modules = list(module_names)
+    layers = [int(m[1]) for name in modules if (m := re.search(r"layers\.(\d+)\.", name))]
+    names = gguf.get_tensor_name_map(arch_id, max(layers, default=0) + 1)
+    by_gguf = {}
+    for module in modules:
+        name = names.get_name(module + ".weight", try_suffixes=(".weight",))
+        if name is not None:
+            by_gguf[name] = module
+    weights: dict[str, np.ndarray] = {}
+    for tensor in reader.tensors:
+        name, _, part = tensor.name.rpartition(".lora_")
+        if part not in ("a", "b") or name not in by_gguf:
+            raise AdapterMismatchError(f"{tensor.name}: no matching layer in the base model")
+        w = np.array(tensor.data, dtype=np.float32)
+        if (
+            part == "b"
+            and arch in _PERMUTED_QK
+            and name.endswith(("attn_q.weight", "attn_k.weight"))
+        ):
+            heads = n_head if name.endswith("attn_q.weight") else n_kv
+            w = w.reshape(heads, w.shape[0] // heads // 2, 2, -1).swapaxes(1, 2).reshape(w.shape)
+        weights[f"base_model.model.{by_gguf[name]}.lora_{part.upper()}.weight"] = w
+    if not weights:
+        raise EdgeAgentError(f"{path} holds no LoRA weights")
+    rank = next(w.shape[0] for k, w in weights.items() if k.endswith("lora_A.weight"))
+    targets = sorted({k.split(".lora_")[0].rsplit(".", 1)[-1] for k in weights})
+    config = {
+        "r": rank,
+        "lora_alpha": float(field("adapter.lora.alpha")),
+        "target_modules": targets,
+    }
+    return config, weights
 
 
 def read_adapter_config(adapter_dir: Path) -> dict[str, Any]:

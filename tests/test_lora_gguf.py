@@ -16,7 +16,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 transformers = pytest.importorskip("transformers")
 
-from edgeagent.converters.lora_gguf import AdapterMismatchError, export_lora_gguf  # noqa: E402
+from edgeagent.converters.lora_gguf import (  # noqa: E402
+    AdapterMismatchError,
+    export_lora_gguf,
+    read_lora_gguf,
+)
 from edgeagent.errors import EdgeAgentError, ModelFileError  # noqa: E402
 from edgeagent.models import default_model_path  # noqa: E402
 
@@ -90,6 +94,27 @@ def test_backend_switches_adapters_by_scale(random_adapter, tmp_path):
         backend.set_adapters({"b": 1.0})
     with pytest.raises(ModelFileError, match="not a GGUF LoRA adapter"):
         backend.load_adapter("model", default_model_path())  # a model, not an adapter
+
+
+def test_a_gguf_adapter_reads_back_as_the_peft_weights_it_came_from(random_adapter, tmp_path):
+    """What training from a GGUF adapter (the shipped one) starts from: the very weights, q and
+    k rows back in the HF layout."""
+    from safetensors.numpy import load_file
+
+    folder, *_ = random_adapter
+    export_lora_gguf(folder, default_model_path(), tmp_path / "a.gguf")
+    saved = load_file(str(folder / "adapter_model.safetensors"))
+    modules = {k.removeprefix("base_model.model.").split(".lora_")[0] for k in saved}
+    config, weights = read_lora_gguf(tmp_path / "a.gguf", modules, n_head=9, n_kv=3)
+    assert config == {"r": 8, "lora_alpha": 16.0,
+                      "target_modules": ["k_proj", "o_proj", "q_proj", "v_proj"]}  # fmt: skip
+    assert weights.keys() == saved.keys()
+    for key, value in saved.items():
+        np.testing.assert_array_equal(weights[key], value, err_msg=key)
+    with pytest.raises(ModelFileError, match="not a GGUF LoRA adapter"):
+        read_lora_gguf(default_model_path(), modules, 9, 3)
+    with pytest.raises(AdapterMismatchError, match="no matching layer"):
+        read_lora_gguf(tmp_path / "a.gguf", [m for m in modules if "layers.3." not in m], 9, 3)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ pytest.importorskip("peft")
 transformers = pytest.importorskip("transformers")
 
 from edgeagent.demo_tools import DEMO_TOOLS  # noqa: E402
-from edgeagent.models import default_model_path  # noqa: E402
+from edgeagent.models import DEFAULT_ADAPTER, default_model_path  # noqa: E402
 from edgeagent.train.data import parse_example  # noqa: E402
 from edgeagent.train.render import IGNORE, MaskKind, render_example  # noqa: E402
 from edgeagent.train.synth import synthesize  # noqa: E402
@@ -82,6 +82,37 @@ def test_lora_training_lowers_the_loss_and_writes_a_peft_adapter(tiny, tmp_path)
     assert not any("lora" in name for name, _ in model.named_parameters())
     loaded = PeftModel.from_pretrained(model, str(out))
     assert any("lora_A" in name for name, _ in loaded.named_parameters())
+
+
+def test_training_goes_on_from_an_init_adapter_in_its_shape(tiny, tmp_path):
+    from safetensors.numpy import load_file
+
+    from edgeagent.errors import EdgeAgentError
+
+    first = LoraSettings(rank=4, alpha=8, target_modules=["q_proj", "v_proj"], lr=3e-2,
+                         max_steps=12, batch_size=1, eval_fraction=0, warmup_ratio=0)  # fmt: skip
+    a = train_lora(examples(8), "tiny", tmp_path / "a", first, model_and_tokenizer=tiny)
+    # lr 0: the adapter comes out as it went in, with the init's rank and targets, not these
+    again = LoraSettings(lr=0.0, max_steps=2, batch_size=1, eval_fraction=0, warmup_ratio=0)
+    b = train_lora(examples(8), "tiny", tmp_path / "b", again, model_and_tokenizer=tiny,
+                   init_adapter=tmp_path / "a")  # fmt: skip
+    before = load_file(str(tmp_path / "a" / "adapter_model.safetensors"))
+    after = load_file(str(tmp_path / "b" / "adapter_model.safetensors"))
+    assert before.keys() == after.keys()
+    assert all((before[k] == after[k]).all() for k in before)
+    card = json.loads((tmp_path / "b" / "run_card.json").read_text())
+    assert card["settings"]["rank"] == 4 and card["settings"]["target_modules"] == [
+        "q_proj",
+        "v_proj",
+    ]
+    assert card["init_adapter"] == str(tmp_path / "a") and len(card["init_adapter_sha256"]) == 64
+    assert b.train_loss[0] < a.train_loss[0] - 0.1  # the same first batch, from where a ended
+    with pytest.raises(EdgeAgentError, match="not with decoupled"):
+        train_lora(examples(4), "tiny", tmp_path / "c", again, model_and_tokenizer=tiny,
+                   decoupled=True, init_adapter=tmp_path / "a")  # fmt: skip
+    with pytest.raises(EdgeAgentError, match="does not exist"):
+        train_lora(examples(4), "tiny", tmp_path / "c", again, model_and_tokenizer=tiny,
+                   init_adapter=tmp_path / "nothing")  # fmt: skip
 
 
 def test_packed_rows_give_each_example_its_own_attention(tiny):
@@ -194,6 +225,8 @@ def test_config_overrides_and_unknown_keys(tmp_path):
 
     cfg = load_config(None, ["lora.rank=32", 'lora.target_modules=["q_proj"]', "out=here"])
     assert cfg.lora.rank == 32 and cfg.lora.target_modules == ["q_proj"] and cfg.out == "here"
+    assert cfg.init_adapter_path() is None
+    assert load_config(None, ["init_adapter=default"]).init_adapter_path() == str(DEFAULT_ADAPTER)
     with pytest.raises(EdgeAgentError, match="unknown config key lora.rnak"):
         load_config(None, ["lora.rnak=4"])
 

@@ -284,8 +284,9 @@ class LlamaCppBackend:
                 stats.decode_s = time.perf_counter() - first_at
 
 
-def check_adapter(path: str | Path, architecture: str) -> None:
-    """A GGUF LoRA adapter for this architecture, refused before llama.cpp reads it otherwise."""
+def check_adapter(path: str | Path, architecture: str | None) -> None:
+    """A whole GGUF LoRA adapter for this architecture (None: any), refused before llama.cpp
+    reads it otherwise."""
     from edgeagent.models import read_gguf_header
 
     try:
@@ -306,7 +307,7 @@ def check_adapter(path: str | Path, architecture: str) -> None:
             hint="export a PEFT adapter with: edgeagent export lora ADAPTER_DIR",
         )
     arch = header.fields.get("general.architecture")
-    if arch != architecture:
+    if architecture is not None and arch != architecture:
         raise ModelFileError(f"{path}: an adapter for {arch}, but the model is {architecture}")
 
 

@@ -22,6 +22,10 @@ from edgeagent.cli.common import echo_json, json_option
     default=None,
     help="DualTune: a selector adapter and one argument adapter per tool.",
 )
+@click.option(
+    "--init-adapter",
+    help="Train on from this adapter (PEFT folder or GGUF LoRA; 'default': the shipped one).",
+)
 @click.option("--fresh", is_flag=True, help="Discard checkpoints of an earlier run; do not resume.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="e.g. lora.rank=16")
 @json_option
@@ -31,6 +35,7 @@ def command(
     out: str | None,
     base: str | None,
     decoupled: bool | None,
+    init_adapter: str | None,
     fresh: bool,
     overrides: tuple[str, ...],
     as_json: bool,
@@ -46,6 +51,7 @@ def command(
     cfg = load_config(config, list(overrides))
     cfg.data, cfg.out, cfg.base = data or cfg.data, out or cfg.out, base or cfg.base
     cfg.decoupled = cfg.decoupled if decoupled is None else decoupled
+    cfg.init_adapter = init_adapter or cfg.init_adapter
     cfg.lora.resume = cfg.lora.resume and not fresh
     examples, report = read_jsonl(cfg.data)
     for problem in report.problems[:10]:
@@ -61,7 +67,14 @@ def command(
         ) from None
     # The trainer's progress bar and loss lines go to stderr; stdout holds the summary only.
     with contextlib.redirect_stdout(sys.stderr):
-        result = train_lora(examples, cfg.base_path(), cfg.out, cfg.lora, decoupled=cfg.decoupled)
+        result = train_lora(
+            examples,
+            cfg.base_path(),
+            cfg.out,
+            cfg.lora,
+            decoupled=cfg.decoupled,
+            init_adapter=cfg.init_adapter_path(),
+        )
     summary = {
         "adapter": result.adapter,
         "examples": len(examples),

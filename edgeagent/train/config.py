@@ -22,6 +22,8 @@ class TrainConfig:
     data: str = "train.jsonl"
     out: str = "adapter"
     decoupled: bool = False  # DualTune: a selector adapter and one argument adapter per tool
+    # train on from this adapter (PEFT folder or GGUF LoRA; "default": the shipped general one)
+    init_adapter: str = ""
     lora: LoraSettings = field(default_factory=LoraSettings)
 
     def base_path(self) -> str:
@@ -30,6 +32,13 @@ class TrainConfig:
 
             return str(default_model_path())
         return self.base
+
+    def init_adapter_path(self) -> str | None:
+        if self.init_adapter == "default":
+            from edgeagent.models import DEFAULT_ADAPTER
+
+            return str(DEFAULT_ADAPTER)
+        return self.init_adapter or None
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:  # type: ignore[assignment]

@@ -24,7 +24,7 @@ import logging
 import os
 import random
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -247,24 +247,35 @@ def train_lora(
     settings: LoraSettings | None = None,
     model_and_tokenizer: tuple[Any, Any] | None = None,
     decoupled: bool = False,
+    init_adapter: str | Path | None = None,
 ) -> TrainResult:
     """Train one LoRA adapter (or, decoupled, a selector and per-tool argument adapters) and
-    write it to `out` in PEFT format, with a run card."""
+    write it to `out` in PEFT format, with a run card. `init_adapter` (a PEFT folder or a GGUF
+    LoRA) is trained on from where it left off; its rank, alpha and targets replace those of
+    `settings`."""
     from transformers import set_seed
 
     s = settings or LoraSettings()
     target = Path(out)
     work = target.with_name(f".{target.name}.partial")
+    set_seed(s.seed)
+    model, tokenizer = model_and_tokenizer or load_base(base, s.quantization)
+    init = None
+    if init_adapter is not None:
+        if decoupled:
+            raise EdgeAgentError("init_adapter continues one adapter: not with decoupled")
+        config, init = load_init_adapter(init_adapter, model)
+        s = replace(s, rank=config["r"], alpha=round(config["lora_alpha"]),
+                    target_modules=list(config["target_modules"]))  # fmt: skip
+    check_targets(model, s.target_modules)
     fingerprint = {
         "base": str(base),
         "data": data_fingerprint(examples),
         "settings": asdict(s),
         "decoupled": decoupled,
+        "init_adapter": file_fingerprint(init_adapter) if init_adapter else None,
     }
     _prepare_work(work, fingerprint, s.resume)
-    set_seed(s.seed)
-    model, tokenizer = model_and_tokenizer or load_base(base, s.quantization)
-    check_targets(model, s.target_modules)
     result_dir = work / "result"
     results: dict[str, TrainResult] = {}
     jobs = plan_jobs(examples, s.mask, decoupled)
@@ -278,7 +289,9 @@ def train_lora(
         if not rows:
             raise EdgeAgentError(f"no example has anything to learn under mask {job.mask!r}")
         final = target / job.name if job.name else target
-        model, results[job.name] = _train_job(model, tokenizer, rows, s, work, job, done, final)
+        model, results[job.name] = _train_job(
+            model, tokenizer, rows, s, work, job, done, final, init
+        )
     summary = _summary(results, target)
     card = run_card(
         base=str(base),
@@ -287,6 +300,8 @@ def train_lora(
         examples=len(examples),
         settings=asdict(s),
         decoupled=decoupled,
+        init_adapter=str(init_adapter) if init_adapter else None,
+        init_adapter_sha256=fingerprint["init_adapter"],
         metrics={k or "adapter": _metrics(r) for k, r in results.items()},
     )
     (result_dir / "run_card.json").write_text(json.dumps(card, indent=2))
@@ -297,6 +312,26 @@ def train_lora(
     swap_in(result_dir, target)
     shutil.rmtree(work, ignore_errors=True)
     return summary
+
+
+def load_init_adapter(path: str | Path, model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(LoRA config, weights as PEFT saves them) of a PEFT folder or a GGUF LoRA adapter."""
+    from edgeagent.converters.lora_gguf import read_adapter_config, read_lora_gguf
+
+    path = Path(path)
+    if not path.exists():
+        raise EdgeAgentError(f"init adapter {path} does not exist")
+    if path.is_dir():
+        from safetensors.numpy import load_file
+
+        config = read_adapter_config(path)
+        if not isinstance(config.get("target_modules"), list):
+            raise EdgeAgentError(f"{path}: target_modules must be a list of module names")
+        return config, load_file(str(path / "adapter_model.safetensors"))
+    cfg = model.config
+    heads = cfg.num_attention_heads
+    modules = [name for name, _ in model.named_modules()]
+    return read_lora_gguf(path, modules, heads, getattr(cfg, "num_key_value_heads", heads))
 
 
 def _summary(results: dict[str, TrainResult], target: Path) -> TrainResult:
@@ -353,13 +388,14 @@ def _train_job(
     job: _Job,
     done: Path,
     final: Path,
+    init: dict[str, Any] | None = None,
 ) -> tuple[Any, TrainResult]:
     """Train one job into `done` (in the work folder); its result names `final`, where the
     adapter lands when the whole run is done."""
     import time
 
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
     class _CountingTrainer(Trainer):  # type: ignore[misc]
@@ -403,6 +439,17 @@ def _train_job(
             task_type="CAUSAL_LM",
         ),  # fmt: skip
     )
+    if init is not None:
+        try:
+            loaded: Any = set_peft_model_state_dict(
+                peft_model, {k: torch.from_numpy(v) for k, v in init.items()}
+            )
+        except RuntimeError as exc:  # a size mismatch: trained on another model
+            raise EdgeAgentError(f"the init adapter does not fit this base model: {exc}") from None
+        if loaded.unexpected_keys:
+            raise EdgeAgentError(
+                f"the init adapter has weights this model lacks: {loaded.unexpected_keys[0]}"
+            )
     label = job.name.replace("/", "-") or "adapter"
     checkpoints = work / "checkpoints" / label
     resume_from = _last_checkpoint(checkpoints) if s.resume else None

@@ -245,6 +245,24 @@ def test_synthesizer_is_deterministic_and_every_example_validates(tmp_path):
     assert units and units <= set(get_args(Unit))  # values from the enum, never made up
 
 
+def test_missing_sets_the_share_of_requests_for_a_tool_left_out():
+    from edgeagent.train.synth import KINDS, OFF_TOPIC, kinds, synthesize
+
+    assert kinds() == KINDS  # the default draws exactly as before the option existed
+    assert kinds(0.5).count("missing") == len(kinds(0.5)) // 2
+
+    def asks_for_a_left_out_tool(d):  # a no-call reply to a request that is not off-topic
+        user, reply = d["messages"][0], d["messages"][1]
+        return not reply.get("tool_calls") and user["content"] not in OFF_TOPIC
+
+    assert sum(map(asks_for_a_left_out_tool, synthesize(DEMO_TOOLS, 300, seed=7))) > 50
+    none = synthesize(DEMO_TOOLS, 300, seed=7, missing=0)
+    assert not any(map(asks_for_a_left_out_tool, none))
+    assert all(len(d["tools"]) == len(DEMO_TOOLS) for d in none)
+    with pytest.raises(ValueError, match="missing"):
+        kinds(1.0)
+
+
 def test_data_synth_cli(tmp_path):
     out = tmp_path / "synth.jsonl"
     proc = subprocess.run([sys.executable, "-m", "edgeagent", "data", "synth", "--n", "50", "--seed", "1", "--out", str(out), "--json"],
@@ -254,12 +272,13 @@ def test_data_synth_cli(tmp_path):
     assert read_jsonl(out)[1].valid == 50
 
 
-@pytest.mark.parametrize("bank", ["demo", "train"])
+@pytest.mark.parametrize("bank, missing", [("demo", "0.25"), ("demo", "0"), ("train", "0.25")])
 def test_data_synth_bank_offers_the_demo_tools_as_the_cli_does_and_the_bank_four_at_most(
-    tmp_path, bank
+    tmp_path, bank, missing
 ):
     out = tmp_path / "synth.jsonl"
-    proc = subprocess.run([sys.executable, "-m", "edgeagent", "data", "synth", "--bank", bank, "--n", "40", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "edgeagent", "data", "synth", "--bank", bank, "--n", "40",
+                           "--missing", missing, "--out", str(out)],
                           capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     offered = [[t["function"]["name"] for t in json.loads(line)["tools"]] for line in out.open()]
@@ -268,7 +287,8 @@ def test_data_synth_bank_offers_the_demo_tools_as_the_cli_does_and_the_bank_four
     else:  # every demo tool in `edgeagent run`'s order; only a "tool is missing" case lacks one
         order = [t.name for t in DEMO_TOOLS]
         assert all(names == [n for n in order if n in names] for names in offered)
-        assert {len(names) for names in offered} == {len(order), len(order) - 1}
+        lengths = {len(order), len(order) - 1} if missing != "0" else {len(order)}
+        assert {len(names) for names in offered} == lengths
 
 
 def test_argument_mask_learns_the_token_that_glues_a_space_to_the_brace(smollm2):

@@ -93,6 +93,14 @@ def _print_report(report: Any, max_problems: int, as_json: bool) -> None:
     help="With --bank: this share of examples offers a whole domain of look-alike tools "
     "(a third of them asking for one that is not there).",
 )
+@click.option(
+    "--missing",
+    type=click.FloatRange(0, 0.9),
+    default=0.25,
+    show_default=True,
+    help="Share of negatives that ask for a tool left out of the list. 0 when your app always "
+    "offers all its tools: a small model taught that case hesitates on those requests.",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @json_option
 def synth(
@@ -102,6 +110,7 @@ def synth(
     seed: int,
     max_offered: int | None,
     siblings: float,
+    missing: float,
     out: Path,
     as_json: bool,
 ) -> None:
@@ -121,7 +130,7 @@ def synth(
         n_tools = len(bank_items)
         if max_offered is None and bank != "demo":  # hundreds of tools: never all at once
             max_offered = 4
-        examples = synthesize_bank(bank_items, count, seed, max_offered, siblings)
+        examples = synthesize_bank(bank_items, count, seed, max_offered, siblings, missing)
     else:
         if siblings:
             raise click.UsageError("--siblings needs --bank (only the bank knows tool domains)")
@@ -129,7 +138,7 @@ def synth(
             load_tool_list(source) if source and source.endswith(".json") else load_tools(source)
         )
         n_tools = len(tools)
-        examples = synthesize(tools, count, seed, max_offered)
+        examples = synthesize(tools, count, seed, max_offered, missing)
     written = write_jsonl(examples, out)
     kinds: Counter[str] = Counter()
     for ex in examples:

@@ -53,6 +53,18 @@ NO_TOOL_ANSWER = "I can't do that with the tools I have."
 # a quarter "missing": a request for a tool that is not offered, so that a fine-tune learns to
 # call only what fits (without them it calls anything on BFCL's irrelevance)
 KINDS = ["single"] * 50 + ["parallel"] * 12 + ["off_topic"] * 13 + ["missing"] * 25
+
+
+def kinds(missing: float = 0.25) -> list[str]:
+    """KINDS with `missing` the share of "missing" negatives (0.25: KINDS itself). An app that
+    always offers all its tools never sees a request for one of them with it missing, and a
+    small model taught that case hesitates on exactly those requests: 0 for such data."""
+    if not 0 <= missing < 1:
+        raise ValueError("missing must be a share from 0 to below 1")
+    rest = [k for k in KINDS if k != "missing"]
+    return rest + ["missing"] * round(len(rest) * missing / (1 - missing))
+
+
 WORDS = {
     "city": ["Paris", "Oslo", "Tokyo", "Lima", "Nairobi", "Toronto", "Madrid", "Seoul"],
     "name": ["Anna", "Marco", "Priya", "Kenji", "Lea", "Omar", "Sofia", "Tom"],
@@ -76,13 +88,18 @@ class Synthesizer:
     are shorter); None offers every tool, in the given order, every time."""
 
     def __init__(
-        self, tools: Sequence[Tool], seed: int = 0, max_offered: int | None = None
+        self,
+        tools: Sequence[Tool],
+        seed: int = 0,
+        max_offered: int | None = None,
+        missing: float = 0.25,
     ) -> None:
         if not tools:
             raise ValueError("the synthesizer needs at least one tool")
         self.tools = list(tools)
         self.rng = random.Random(seed)
         self.max_offered = max_offered
+        self.kinds = kinds(missing)
 
     def offer(self, needed: Sequence[Tool], exclude: str = "") -> list[Tool]:
         if self.max_offered is None:
@@ -97,7 +114,7 @@ class Synthesizer:
         return offered
 
     def examples(self, n: int) -> list[Example]:
-        return [self.example(self.rng.choice(KINDS)) for _ in range(n)]
+        return [self.example(self.rng.choice(self.kinds)) for _ in range(n)]
 
     def example(self, kind: str) -> Example:
         rng = self.rng
@@ -215,7 +232,12 @@ def load_tool_list(path: str | Path) -> list[Tool]:
 
 
 def synthesize(
-    tools: Sequence[Tool], n: int, seed: int = 0, max_offered: int | None = None
+    tools: Sequence[Tool],
+    n: int,
+    seed: int = 0,
+    max_offered: int | None = None,
+    missing: float = 0.25,
 ) -> list[dict[str, Any]]:
     """n canonical examples (dicts), deterministic for a seed."""
-    return [example_to_dict(ex) for ex in Synthesizer(tools, seed, max_offered).examples(n)]
+    synth = Synthesizer(tools, seed, max_offered, missing)
+    return [example_to_dict(ex) for ex in synth.examples(n)]

@@ -27,7 +27,7 @@ from typing import Any
 
 from edgeagent.tools import Tool
 from edgeagent.train.data import Example, example_to_dict
-from edgeagent.train.synth import KINDS, NO_TOOL_ANSWER, Synthesizer
+from edgeagent.train.synth import NO_TOOL_ANSWER, Synthesizer
 from edgeagent.wireformat import Message, ToolCall
 
 POOLS: dict[str, list[str]] = {
@@ -218,8 +218,9 @@ class BankSynthesizer(Synthesizer):
         seed: int = 0,
         max_offered: int | None = 4,
         siblings: float = 0.0,
+        missing: float = 0.25,
     ) -> None:
-        super().__init__([b.tool for b in bank], seed, max_offered)
+        super().__init__([b.tool for b in bank], seed, max_offered, missing)
         self.by_name = {b.tool.name: b for b in bank}
         self.domains: dict[str, list[Tool]] = {}
         for item in bank:
@@ -237,7 +238,7 @@ class BankSynthesizer(Synthesizer):
         return [
             self.example(self.rng.choice(["domain", "domain", "near_miss"]))
             if self.rng.random() < self.siblings
-            else self.example(self.rng.choice(KINDS))
+            else self.example(self.rng.choice(self.kinds))
             for _ in range(n)
         ]
 
@@ -340,7 +341,8 @@ def synthesize_bank(
     seed: int = 0,
     max_offered: int | None = 4,
     siblings: float = 0.0,
+    missing: float = 0.25,
 ) -> list[dict[str, Any]]:
     """n canonical examples over the bank's tools, deterministic for a seed."""
-    examples = BankSynthesizer(bank, seed, max_offered, siblings).examples(n)
+    examples = BankSynthesizer(bank, seed, max_offered, siblings, missing).examples(n)
     return [example_to_dict(e) for e in examples]

@@ -32,24 +32,10 @@ from quality import first_reply, score_bfcl, score_examples  # noqa: E402
 
 from edgeagent.backends.llamacpp import LlamaCppBackend  # noqa: E402
 from edgeagent.bfcl import load_cases  # noqa: E402
-from edgeagent.demo_tools import DEMO_TOOLS  # noqa: E402
+from edgeagent.demo_tools import DEMO_PROMPTS, DEMO_TOOLS  # noqa: E402
 from edgeagent.models import DEFAULT_ADAPTER, default_model_path  # noqa: E402
 from edgeagent.train.data import parse_example  # noqa: E402
 from edgeagent.train.toolbank import bank_tools, synthesize_bank  # noqa: E402
-
-#: (prompt, the tool it needs or None, arguments that must be in the call)
-DEMO_PROMPTS = [
-    ("Start a 12 minute timer for the pasta", "set_timer", {"minutes": 12}),
-    ("Convert 3 cups to ml", "convert_units", {"value": 3, "from_unit": "cup", "to_unit": "ml"}),
-    ("What is 17 * 23?", "calculate", {}),
-    ("Save a note: buy oat milk", "add_note", {}),
-    ("What time is it?", "current_time", {}),
-    ("Find the pdf files", "find_files", {}),
-    ("How much battery is left?", "device_status", {}),
-    ("What timers are running?", "list_timers", {}),
-    ("What did I note about the dentist?", "search_notes", {}),
-    ("Tell me a joke about penguins.", None, {}),
-]
 
 
 def score_demo(backend) -> dict:

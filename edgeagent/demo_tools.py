@@ -241,3 +241,19 @@ DEMO_TOOLS = [
     device_status,
     current_time,
 ]
+
+#: The demo prompts the docs show: (prompt, the tool it needs or None, arguments the call must
+#: have). The shipped adapter answers each with the right tool, all demo tools offered (a test
+#: and benchmarks/bench_default_adapter.py check it).
+DEMO_PROMPTS: list[tuple[str, str | None, dict[str, Any]]] = [
+    ("Start a 12 minute timer for the pasta", "set_timer", {"minutes": 12}),
+    ("Convert 3 cups to ml", "convert_units", {"value": 3, "from_unit": "cup", "to_unit": "ml"}),
+    ("What is 17 * 23?", "calculate", {}),
+    ("Save a note: buy oat milk", "add_note", {}),
+    ("What time is it?", "current_time", {}),
+    ("Find the pdf files", "find_files", {}),
+    ("How much battery is left?", "device_status", {}),
+    ("What timers are running?", "list_timers", {}),
+    ("What did I note about the dentist?", "search_notes", {}),
+    ("Tell me a joke about penguins.", None, {}),
+]

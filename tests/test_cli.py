@@ -113,6 +113,32 @@ def test_the_shipped_adapter_makes_the_demo_prompt_call_the_timer():
     assert not bare["tool_calls"]  # the bare 135M model answers in prose instead
 
 
+@pytest.mark.model
+def test_the_shipped_adapter_answers_every_demo_prompt_with_the_right_tool():
+    """The rest of issue 4's acceptance: the docs' demo prompts, every demo tool offered (as
+    `edgeagent run` offers them), the first reply greedy with the grammar on."""
+    from edgeagent.backends.llamacpp import LlamaCppBackend
+    from edgeagent.demo_tools import DEMO_PROMPTS
+    from edgeagent.evaluation.runner import first_reply
+    from edgeagent.models import DEFAULT_ADAPTER, default_model_path
+    from edgeagent.tools import collect_tools
+    from edgeagent.wireformat import parse_reply
+
+    tools = collect_tools(DEMO_TOOLS)
+    backend = LlamaCppBackend(default_model_path(), n_ctx=4096, adapters={"a": DEFAULT_ADAPTER})
+    wrong = []
+    for prompt, name, args in DEMO_PROMPTS:
+        text, _ = first_reply(backend, tools, prompt, max_tokens=160)
+        calls = parse_reply(text, tools).calls
+        right = not calls if name is None else (
+            len(calls) >= 1 and calls[0].name == name
+            and all(calls[0].arguments.get(k) == v for k, v in args.items())
+        )  # fmt: skip
+        if not right:
+            wrong.append((prompt, [(c.name, c.arguments) for c in calls]))
+    assert not wrong
+
+
 def test_the_default_adapter_applies_to_the_embedded_model_only(tmp_path):
     from edgeagent import Agent
     from edgeagent.models import DEFAULT_ADAPTER

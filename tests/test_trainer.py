@@ -92,7 +92,8 @@ def test_training_goes_on_from_an_init_adapter_in_its_shape(tiny, tmp_path):
     first = LoraSettings(rank=4, alpha=8, target_modules=["q_proj", "v_proj"], lr=3e-2,
                          max_steps=12, batch_size=1, eval_fraction=0, warmup_ratio=0)  # fmt: skip
     a = train_lora(examples(8), "tiny", tmp_path / "a", first, model_and_tokenizer=tiny)
-    # lr 0: the adapter comes out as it went in, with the init's rank and targets, not these
+    # lr 0: the adapter comes out as it went in, with the init's rank and targets (sorted:
+    # PEFT saves them as a set), not these
     again = LoraSettings(lr=0.0, max_steps=2, batch_size=1, eval_fraction=0, warmup_ratio=0)
     b = train_lora(examples(8), "tiny", tmp_path / "b", again, model_and_tokenizer=tiny,
                    init_adapter=tmp_path / "a")  # fmt: skip

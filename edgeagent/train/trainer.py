@@ -266,7 +266,7 @@ def train_lora(
             raise EdgeAgentError("init_adapter continues one adapter: not with decoupled")
         config, init = load_init_adapter(init_adapter, model)
         s = replace(s, rank=config["r"], alpha=round(config["lora_alpha"]),
-                    target_modules=list(config["target_modules"]))  # fmt: skip
+                    target_modules=sorted(config["target_modules"]))  # fmt: skip
     check_targets(model, s.target_modules)
     fingerprint = {
         "base": str(base),

@@ -183,7 +183,8 @@ def read_lora_gguf(
     targets = sorted({k.split(".lora_")[0].rsplit(".", 1)[-1] for k in weights})
     config = {
         "r": rank,
-        "lora_alpha": float(field("adapter.lora.alpha")),
+        # none written: llama.cpp scales by 1, as alpha = r does
+        "lora_alpha": float(field("adapter.lora.alpha") or rank),
         "target_modules": targets,
     }
     return config, weights

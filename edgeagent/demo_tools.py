@@ -149,18 +149,39 @@ _OPS: dict[type, Callable[..., Any]] = {
 }  # fmt: skip
 
 
+#: Whole numbers stop at this many bits (about 1e301, which still prints as a float). Python's
+#: big integers are exact and unbounded, and one power such as (9**99)**99**99 holds the GIL for
+#: minutes, where no timeout in another thread can stop it: sizes are checked before computing.
+MAX_INT_BITS = 1000
+
+
+def _checked(value: Any) -> Any:
+    if isinstance(value, complex):
+        raise ValueError("the result is not a real number")
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise ValueError(f"the number is too large (more than {MAX_INT_BITS} bits)")
+    return value
+
+
 def _eval(node: ast.AST) -> Any:
     if isinstance(node, ast.Expression):
         return _eval(node.body)
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value
+        return _checked(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
         left, right = _eval(node.left), _eval(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > 100:
-            raise ValueError("exponent too large")
-        return _OPS[type(node.op)](left, right)
+        # a power of whole numbers has about right * log2(|left|) bits: refuse before computing
+        if (
+            isinstance(node.op, ast.Pow)
+            and isinstance(left, int)
+            and isinstance(right, int)
+            and right > 0
+            and right * (max(abs(left).bit_length(), 1) - 1) > MAX_INT_BITS
+        ):
+            raise ValueError(f"the number is too large (more than {MAX_INT_BITS} bits)")
+        return _checked(_OPS[type(node.op)](left, right))
     if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
-        return _OPS[type(node.op)](_eval(node.operand))
+        return _checked(_OPS[type(node.op)](_eval(node.operand)))
     raise ValueError(f"only numbers and + - * / // % ** are allowed, not {type(node).__name__}")
 
 

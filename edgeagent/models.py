@@ -279,12 +279,19 @@ def read_gguf_header(path: Path) -> GGUFHeader:
             n_elements = 1
             for dim in shape:
                 n_elements *= dim
+            if n_elements % block:  # llama.cpp refuses a tensor that is not whole blocks
+                raise ValueError(f"tensor {name} is not a whole number of blocks")
             tensors.append(
                 TensorInfo(
                     name, shape, ggml_type, offset, n_elements, n_elements // block * type_size
                 )
             )
-        alignment = int(fields.get("general.alignment", 32))
+        # llama.cpp's loader refuses these too: refused here, before it is reached
+        alignment = fields.get("general.alignment", 32)
+        if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+            raise ValueError(f"general.alignment {alignment!r} is not a power of two")
+        if misaligned := [t.name for t in tensors if t.offset % alignment]:
+            raise ValueError(f"tensor {misaligned[0]} does not start on the alignment")
         data_offset = (pos + alignment - 1) // alignment * alignment
     return GGUFHeader(version, fields, lengths, tensors, data_offset)
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 from hypothesis import settings
@@ -59,6 +60,25 @@ def hf_tokenizer():
     return load_gguf_tokenizer(default_model_path())
 
 
+@pytest.fixture(scope="session")
+def bfcl_wheel(tmp_path_factory):
+    """The bfcl-eval wheel, fetched once from the package index (edgeagent.bfcl)."""
+    from edgeagent.bfcl import wheel_path
+
+    return wheel_path(tmp_path_factory.mktemp("bfcl"))
+
+
+@pytest.fixture
+def bfcl_cache(bfcl_wheel):
+    """The wheel in this test's EDGEAGENT_HOME cache, where edgeagent looks for it."""
+    from edgeagent.paths import home
+
+    folder = home() / "cache" / "bfcl"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(bfcl_wheel, folder / bfcl_wheel.name)
+    return folder
+
+
 def tiny_model(tokenizer, arch: str = "llama", hidden: int = 64, seed: int = 0):
     """A two-layer model of the embedded model's family (random weights, peaked logits)."""
     import torch
@@ -73,3 +93,44 @@ def tiny_model(tokenizer, arch: str = "llama", hidden: int = 64, seed: int = 0):
     if arch == "qwen2":
         return transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**kw))
     return transformers.LlamaForCausalLM(transformers.LlamaConfig(**kw))
+
+
+# The train and onnx extras' modules: tests that need them importorskip them, which is right on
+# a developer's machine without the extras, but under CI (`CI` set, as .ci/run runs) a missing
+# extra would make about 50 tests skip and `make test` stay green. There it fails the run.
+EXTRAS = ("torch", "transformers", "peft", "optimum.exporters.onnx", "onnxruntime", "llguidance")
+
+
+def pytest_sessionstart(session):
+    import importlib.util
+
+    if not os.environ.get("CI"):
+        return
+    missing = [m for m in EXTRAS if importlib.util.find_spec(m.split(".")[0]) is None]
+    if missing:
+        raise pytest.UsageError(
+            f"CI is set but the extras are not installed: {', '.join(missing)} "
+            "(make test installs them: pip install -e '.[train,onnx]')"
+        )
+
+
+def _fail_import_skip_under_ci(report, reason: str) -> None:
+    if os.environ.get("CI") and report.skipped and "could not import" in reason:
+        report.outcome = "failed"
+        report.longrepr = f"CI: {reason} (an extra failed to install)"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI, a test skipped because a module could not be imported fails instead."""
+    report = (yield).get_result()
+    if call.excinfo is not None:
+        _fail_import_skip_under_ci(report, str(call.excinfo.value))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a test module that importorskips at its top."""
+    report = (yield).get_result()
+    if report.skipped:
+        _fail_import_skip_under_ci(report, str(report.longrepr))

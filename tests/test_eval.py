@@ -4,7 +4,6 @@ ground truth scored by it, case files with bad lines, and `edgeagent eval` end t
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -125,25 +124,6 @@ def test_a_case_file_with_bad_lines_names_them_and_runs_the_rest(tmp_path):
     assert any(s.startswith(f"{questions}:4: field 'function'") for s in skipped)
     assert any(s.startswith(f"{questions}:6: not UTF-8") for s in skipped)
     assert any(s.startswith(f"{answers}:2: not a JSON object") for s in skipped)
-
-
-@pytest.fixture(scope="session")
-def bfcl_wheel(tmp_path_factory):
-    """The bfcl-eval wheel, fetched once from the package index (edgeagent.bfcl)."""
-    from edgeagent.bfcl import wheel_path
-
-    return wheel_path(tmp_path_factory.mktemp("bfcl"))
-
-
-@pytest.fixture
-def bfcl_cache(bfcl_wheel):
-    """The wheel in this test's EDGEAGENT_HOME cache, where edgeagent looks for it."""
-    from edgeagent.paths import home
-
-    folder = home() / "cache" / "bfcl"
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(bfcl_wheel, folder / bfcl_wheel.name)
-    return folder
 
 
 def concrete(allowed):

@@ -5,15 +5,15 @@ counts of a fuzz run are in docs/security.md."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import struct
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgeagent.errors import EdgeAgentError, ModelFileError
-from edgeagent.models import inspect_gguf
+from edgeagent.models import inspect_gguf, read_gguf_header
 from edgeagent.tools import Tool
 from edgeagent.train.data import _Invalid, parse_example, read_jsonl
 from edgeagent.train.importers import from_xlam
@@ -126,24 +126,75 @@ def test_a_schema_of_any_shape_gives_a_grammar_llama_cpp_accepts_or_a_clear_erro
 
 
 @pytest.fixture(scope="module")
-def gguf_head(tmp_path_factory) -> bytes:
-    """The first 64 KiB of the embedded model: its whole header and a little tensor data."""
-    from edgeagent.models import default_model_path
+def small_gguf(tmp_path_factory) -> tuple[bytes, int]:
+    """A complete GGUF file written with gguf-py (a model's keys, a short vocabulary, three
+    tensors, one quantized) and the length of its header: small enough that a damaged copy can
+    pass the early checks and reach the tensor table and the size check."""
+    import gguf
+    import numpy as np
 
-    with open(default_model_path(), "rb") as fh:
-        return fh.read(65536)
+    path = tmp_path_factory.mktemp("gguf") / "small.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("small")
+    writer.add_context_length(256)
+    writer.add_embedding_length(32)
+    writer.add_block_count(1)
+    writer.add_head_count(4)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list([f"t{i}" for i in range(40)])
+    writer.add_tensor("token_embd.weight", np.ones((40, 32), dtype=np.float32))
+    writer.add_tensor("output_norm.weight", np.ones(32, dtype=np.float16))
+    q8 = gguf.quantize(np.ones((4, 32), dtype=np.float32), gguf.GGMLQuantizationType.Q8_0)
+    writer.add_tensor("blk.0.attn_q.weight", q8, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    blob = path.read_bytes()
+    header_end = read_gguf_header(path).data_offset
+    return blob, header_end
+
+
+def test_the_undamaged_small_gguf_is_accepted(small_gguf, tmp_path):
+    """The fuzz below damages this file: it must be accepted whole, or the fuzz would test
+    only the first refusal."""
+    blob, header_end = small_gguf
+    path = tmp_path / "whole.gguf"
+    path.write_bytes(blob)
+    info = inspect_gguf(path)
+    assert info.architecture == "llama" and info.n_params == 40 * 32 + 32 + 4 * 32
+    assert header_end < len(blob)
+    path.write_bytes(blob[: read_gguf_header(path).data_end - 1])  # a byte of the data missing
+    with pytest.raises(ModelFileError, match="truncated"):
+        inspect_gguf(path)
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(st.data())
-def test_a_damaged_gguf_header_is_refused_before_llama_cpp(gguf_head, tmp_path, data):
-    """Overwrite a few bytes of a real header (counts, lengths, types are where parsers die)."""
-    blob = bytearray(gguf_head)
+def test_a_damaged_gguf_header_is_refused_or_read_consistently(small_gguf, tmp_path, data):
+    """Overwrite a few bytes of a complete file's header (counts, lengths, types, shapes and
+    offsets are where parsers die). Damage can leave a valid file (a changed letter of a name):
+    then it is accepted and every tensor lies inside the file; otherwise it is refused with
+    ModelFileError, never another exception."""
+    blob, header_end = small_gguf
+    damaged = bytearray(blob)
+    table = blob.index(b"token_embd.weight") - 8  # the tensor table: names, shapes, offsets
+    where = st.one_of(st.integers(0, header_end - 1), st.integers(table, header_end - 1))
     for _ in range(data.draw(st.integers(1, 4))):
-        at = data.draw(st.integers(0, 4096))
-        value = data.draw(st.sampled_from([0, 1, 0xFF, 0x7FFFFFFF, 2**63 - 1, 2**64 - 1]))
-        blob[at : at + 8] = struct.pack("<Q", value)
-    path = tmp_path / "damaged.gguf"
-    path.write_bytes(bytes(blob))
-    with pytest.raises(ModelFileError):
-        inspect_gguf(path)  # truncated (64 KiB of a 98 MB file) at best, so never accepted
+        at = data.draw(where)
+        value = data.draw(st.sampled_from([0, 1, 3, 0xFF, 0x7FFFFFFF, 2**63 - 1, 2**64 - 1]))
+        width = data.draw(st.sampled_from([1, 4, 8]))
+        damaged[at : at + width] = (value % 256**width).to_bytes(width, "little")
+    # a name per content: inspect_gguf caches by path, size and mtime, and the examples of one
+    # run come faster than the file system's clock ticks
+    path = tmp_path / f"damaged-{hashlib.sha1(damaged).hexdigest()}.gguf"
+    path.write_bytes(bytes(damaged[: len(blob)]))
+    try:
+        info = inspect_gguf(path)
+    except ModelFileError:
+        return
+    header = read_gguf_header(path)
+    assert header.data_end <= len(blob) and info.n_params > 0
+    assert all(
+        t.offset % int(header.fields.get("general.alignment", 32)) == 0 for t in header.tensors
+    )

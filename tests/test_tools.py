@@ -211,3 +211,42 @@ def test_the_demo_unit_converter_handles_scales_and_temperature_offsets():
     # "c" was a unit, and the grammar let "3 cups" end at it; temperatures are spelled out
     units = convert_units.parameters["properties"]["from_unit"]["enum"]
     assert "c" not in units and "cup" in units
+
+
+def test_the_demo_calculator_computes_and_names_what_it_refuses():
+    from edgeagent.demo_tools import calculate
+
+    assert calculate.invoke({"expression": "(12 + 3) * 4 / 5"}).content == "(12 + 3) * 4 / 5 = 12"
+    assert calculate.invoke({"expression": "2 ** 10 - 17 % 5"}).content == "2 ** 10 - 17 % 5 = 1022"
+    for expression, reason in [
+        ("18%", "invalid syntax"),
+        ("__import__('os')", "not Call"),
+        ("1 / 0", "division by zero"),
+        ("(-8) ** 0.5", "not a real number"),
+    ]:
+        outcome = calculate.invoke({"expression": expression})
+        assert not outcome.ok and reason in outcome.error, (expression, outcome.error)
+
+
+def test_the_demo_calculator_refuses_huge_numbers_before_computing_them():
+    """Big-integer powers hold the GIL, so a tool timeout cannot stop them: they must fail fast.
+    Run in a subprocess so that a regression fails at the hang guard instead of hanging pytest."""
+    import subprocess
+    import sys
+
+    script = (
+        "from edgeagent.demo_tools import calculate\n"
+        "for e in ['(((9**99)**99)**99)**99', '9**9**9', '(10**300) * (10**300) * (10**300)',\n"
+        "          '2.0 ** 99999', '7 ** 5000 % 3', '-1 ** 10**200']:\n"
+        "    o = calculate.invoke({'expression': e})\n"
+        "    print(e, o.ok, o.error)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and len(lines) == 6, proc.stderr
+    assert all(" False " in line for line in lines[:5]), lines
+    assert "too large" in lines[0] and "too large" in lines[1] and "too large" in lines[2]
+    assert "Overflow" in lines[3] and "too large" in lines[4]
+    assert lines[5] == "-1 ** 10**200 True None"  # -(1 ** 10**200): small, allowed

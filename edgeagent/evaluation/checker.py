@@ -1,16 +1,18 @@
 """BFCL's AST check of function calls, on the calls our parser returns.
 
 The rules follow BFCL's own checker (bfcl_eval/eval_checker/ast_eval/ast_checker.py, Python
-language), so figures compare with the leaderboard's:
+language), so figures compare with the leaderboard's; tests/test_checker_vs_bfcl.py runs both on
+the same right and wrong predictions and requires them to agree case by case:
 - the function name matches;
 - every parameter the function requires is present; none it does not define, and none the
   ground truth does not list;
-- each value has the parameter's type (an int is accepted for a float, as Python converts it; a
-  value of the type the ground truth uses for a variable is accepted too) and is among the allowed
+- each value has the parameter's type (an int is accepted for a float, as Python converts it, at
+  the top level only: a list's items must have their type exactly; a value of the type the ground
+  truth uses for a variable is accepted too) and is among the allowed
   values. Strings compare after removing spaces and `,./-_*^` and lower-casing ("April 1, 2024" =
   "april 1 2024"); lists compare element by element with the same rule; dicts key by key;
 - a parameter the ground truth lists but the call omits is allowed only when "" is among its
-  allowed values (BFCL's mark for "optional");
+  allowed values (BFCL's mark for "optional"; for a list, BFCL also accepts [] there);
 - parallel calls match in any order, one call per expected call;
 - an irrelevance case passes when the model makes no call.
 
@@ -125,24 +127,33 @@ def _check_value(param: str, value: Any, schema: dict[str, Any], allowed: list[A
         else:
             got = type(value).__name__
             return Check(False, "type_error", f"{param!r}: expected {kind}, got {got} {value!r}")
-    elif want is list and not is_variable:
-        item_kind = _TYPES.get(str(schema.get("items", {}).get("type", "any")))
-        if item_kind is not None and item_kind is not str:
-            wrong = [v for v in cast(list[Any], value) if not _is_type(v, item_kind)]
-            if wrong:
-                return Check(False, "type_error", f"{param!r}: {wrong[0]!r} is not {item_kind}")
+    elif want is list:
+        item_kind = _TYPES.get(str(schema.get("items", {}).get("type", "any")), str)
+        if not _items_typed(cast(list[Any], value), item_kind, allowed):
+            return Check(False, "type_error", f"{param!r}: {value!r} has items not {item_kind}")
     if not is_variable:
         if want is dict:
             return _check_dict(param, value, allowed)
         if want is list and any(isinstance(v, dict) for v in value):
             return _check_list_of_dicts(param, value, allowed)
+    if want is list:  # BFCL compares lists with the optional mark "" read as []
+        allowed = [[] if a == "" else a for a in allowed]
     if _among(value, allowed):
         return PASS
     return Check(False, "value_error", f"{param!r}: {value!r} is not one of {allowed!r}")
 
 
-def _is_type(value: Any, kind: type) -> bool:
-    return type(value) is kind or (kind is float and type(value) is int)
+def _items_typed(value: list[Any], kind: type, allowed: list[Any]) -> bool:
+    """BFCL's one-level check of a list's items: every item has the items' type exactly (no
+    int for a float, unlike the top level) or the type the ground truth's list uses; an allowed
+    value that is not a list (the optional mark "", a variable) lets any items pass."""
+    for option in allowed:
+        if not isinstance(option, list):
+            return True
+        variable = next((type(v) for v in option if v != ""), None)
+        if all(type(v) is kind or type(v) is variable for v in value):
+            return True
+    return False
 
 
 def _norm(value: Any) -> Any:

@@ -65,6 +65,8 @@ def schema_rules(schemas: dict[str, dict[str, Any]], max_string_chars: int) -> s
     for name in list(converter._rules):
         if name in _SAFE_PRIMITIVES:
             converter._rules[name] = _SAFE_PRIMITIVES[name]
+    if "string" in converter._rules:  # inside any-value rules (and object keys there): bounded
+        converter._rules["string"] = f'"\\"" char{{0,{max_string_chars}}} "\\"" space'
     return str(converter.format_grammar())
 
 
@@ -98,14 +100,39 @@ def gbnf_literal(text: str) -> str:
     return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r") + '"'
 
 
+#: Keywords that say what a schema admits; a schema with none of them admits any JSON value.
+_CONSTRAINING = {
+    "type", "enum", "const", "$ref", "anyOf", "oneOf", "allOf", "not", "properties",
+    "additionalProperties", "items", "prefixItems", "pattern", "format",
+}  # fmt: skip
+#: keyword -> how its value holds subschemas: "map" ({name: schema}), "list" or "one"
+_SUBSCHEMAS = {
+    "properties": "map", "$defs": "map", "definitions": "map", "patternProperties": "map",
+    "anyOf": "list", "oneOf": "list", "allOf": "list", "prefixItems": "list",
+    "items": "one", "additionalProperties": "one", "not": "one",
+}  # fmt: skip
+
+
 def _prepare(node: Any, max_chars: int, ranges: dict[str, str], prefix: str) -> Any:
     """Rewrite a schema so that the converter's output is bounded and range-checked. Bounded
-    numbers are replaced by a `$ref` to a rule written into `ranges`."""
-    if isinstance(node, list):
-        return [_prepare(item, max_chars, ranges, prefix) for item in node]
+    numbers are replaced by a `$ref` to a rule written into `ranges`. Only subschemas are
+    rewritten (a `default` or an `enum` value that looks like a schema is data)."""
     if not isinstance(node, dict):
-        return node
-    out = {key: _prepare(value, max_chars, ranges, prefix) for key, value in node.items()}
+        return node  # a boolean schema
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        shape = _SUBSCHEMAS.get(key)
+        if shape == "map" and isinstance(value, dict):
+            value = {k: _prepare(v, max_chars, ranges, prefix) for k, v in value.items()}
+        elif shape == "list" and isinstance(value, list):
+            value = [_prepare(v, max_chars, ranges, prefix) for v in value]
+        elif shape == "one":
+            value = _prepare(value, max_chars, ranges, prefix)
+        out[key] = value
+    if not _CONSTRAINING & out.keys():
+        # No type ({}, or a description alone, as BFCL's "any" becomes): any JSON value, by the
+        # converter's own rule for one; its strings and numbers are made safe like ours.
+        return {"type": "value"}
     if isinstance(out.get("pattern"), str):
         out["pattern"] = _expand_class_escapes(out["pattern"])
     kind = out.get("type")

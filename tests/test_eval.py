@@ -207,3 +207,33 @@ def test_the_regression_check_sees_what_the_adapter_does_to_general_answers(eval
     assert beyond.no_tool_answers(evaluator, adapter=False, prompts=prompts)["right"] > 0
     on = beyond.no_tool_answers(evaluator, adapter=True, prompts=prompts)
     assert on["prompts"] == 2 and all(a["answer"] for a in on["answers"])
+
+
+def test_a_case_that_cannot_run_is_scored_as_not_run_and_the_evaluation_goes_on():
+    """One schema no grammar can state used to end a whole `eval --bfcl` run, 14 minutes in."""
+    from edgeagent.evaluation.runner import EvalCase, Evaluator
+    from tests.test_agent_loop import ScriptedBackend
+
+    def case(id_: str, schema: dict) -> EvalCase:
+        functions = [{"name": "f", "description": "", "parameters": {
+            "type": "dict", "properties": {"x": schema}, "required": ["x"]}}]  # fmt: skip
+        return EvalCase(id_, "mine", "call f", functions, [{"f": {"x": ["a"]}}])
+
+    evaluator = Evaluator(adapter=None)
+    evaluator._backend = ScriptedBackend(['<tool_call>[{"name": "f", "arguments": {"x": "a"}}]'])
+    cases = [case("bad", {"type": "string", "minLength": 500}), case("good", {"type": "string"})]
+    report = evaluator.run(cases)
+    bad, good = report.results
+    assert (bad.ok, bad.error_type) == (False, "not_run") and "minLength 500" in bad.error
+    assert good.ok and good.calls == [{"name": "f", "arguments": {"x": "a"}}]
+    assert (report.overall.cases, report.overall.correct) == (2, 1)
+
+
+@pytest.mark.model
+def test_the_bfcl_case_with_an_untyped_parameter_runs(bfcl_cache):
+    """parallel_multiple_57's flight.search has a `date` of BFCL type "any"."""
+    from edgeagent.evaluation.runner import Evaluator
+
+    case = next(c for c in bfcl_cases(["parallel_multiple"], 60) if c.id == "parallel_multiple_57")
+    result = Evaluator().run([case]).results[0]
+    assert result.error_type != "not_run", result.error

@@ -173,6 +173,24 @@ def test_patterns_with_class_escapes_and_escaped_literals_mean_what_the_regex_me
         assert matches(rules, json.dumps(value)) == ok, value
 
 
+def test_a_schema_without_a_type_admits_any_json_value_with_bounded_strings(llama_backend):
+    """JSON Schema's {} (and BFCL's "any", which becomes a description alone) admits every
+    value: the grammar must too, and llama.cpp must take it (it used to end `eval --bfcl`)."""
+    schema = {"type": "object", "properties": {"v": {"description": "any"}, "w": {}}}
+    text = schema_rules({"r": schema}, max_string_chars=5)
+    llama_backend.check_grammar("root ::= r\n" + text)
+    rules = parse_gbnf("root ::= r\n" + text)
+    for value in ["abc", 3, -2.5, True, None, [1, "a", [None]], {"k": {"j": [False]}}]:
+        assert matches(rules, json.dumps({"v": value, "w": value})), value
+    assert not matches(rules, json.dumps({"v": "abcdef"}))  # strings stay capped inside
+    assert not matches(rules, json.dumps({"v": {"abcdef": 1}}))  # keys too
+    assert not matches(rules, '{"v": 1e999}')
+    # data that looks like a schema is not rewritten: an enum of objects keeps its values
+    enum = {"enum": [{"type": "string"}, {"description": "x"}]}
+    rules = parse_gbnf("root ::= r\n" + schema_rules({"r": enum}, max_string_chars=5))
+    assert matches(rules, '{"type": "string"}') and not matches(rules, '"abc"')
+
+
 def test_numbers_have_no_exponent():
     rules = parse_gbnf("root ::= number\n" + schema_rules({"r": {"type": "number"}}, 8))
     assert matches(rules, "-12.5")

@@ -140,8 +140,15 @@ class Evaluator:
             self.backend.set_adapters({"adapter": 1.0} if adapter else {})
         results = []
         for i, case in enumerate(cases):
-            results.append(self.run_case(case, grammar))
-            progress(i + 1, results[-1])
+            try:
+                result = self.run_case(case, grammar)
+            except EdgeAgentError as exc:
+                # a case the agent cannot run (a schema no grammar states, a question longer
+                # than the context) is scored as a failure with its reason; the run goes on
+                result = CaseResult(case.id, case.category, [], False, "not_run",
+                                    str(exc).splitlines()[0], False, False, 0.0, 0, 0.0)  # fmt: skip
+            results.append(result)
+            progress(i + 1, result)
         return report(name, self.model, adapter, grammar, results)
 
     def run_case(self, case: EvalCase, grammar: bool = True) -> CaseResult:

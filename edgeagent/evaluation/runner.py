@@ -145,8 +145,9 @@ class Evaluator:
             except EdgeAgentError as exc:
                 # a case the agent cannot run (a schema no grammar states, a question longer
                 # than the context) is scored as a failure with its reason; the run goes on
-                result = CaseResult(case.id, case.category, [], False, "not_run",
-                                    str(exc).splitlines()[0], False, False, 0.0, 0, 0.0)  # fmt: skip
+                reason = str(exc).splitlines()[0]
+                result = CaseResult(case.id, case.category, [], False, "not_run", reason,
+                                    False, False, 0.0, 0, 0.0)  # fmt: skip
             results.append(result)
             progress(i + 1, result)
         return report(name, self.model, adapter, grammar, results)

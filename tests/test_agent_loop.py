@@ -138,9 +138,10 @@ def test_streaming_events_in_order():
     deltas = [e for e in events if isinstance(e, TextDelta)]
     assert {d.kind for d in deltas} == {"call", "answer"}
     assert "".join(d.text for d in deltas if d.kind == "answer") == "Done."
-    assert isinstance(events[-1].result.tool_calls[0], object)
-    assert any(isinstance(e, ToolCallStarted) for e in events)
-    assert any(isinstance(e, ToolCallFinished) for e in events)
+    started = next(e for e in events if isinstance(e, ToolCallStarted))
+    finished = next(e for e in events if isinstance(e, ToolCallFinished))
+    assert started.call.name == "set_timer" and started.call.arguments == {"minutes": 2}
+    assert finished.record is events[-1].result.tool_calls[0] and finished.record.ok
 
 
 def test_session_keeps_history():

@@ -128,7 +128,7 @@ def test_200_turns_in_2048_tokens_and_a_fact_from_turn_3_recalled_at_turn_150(ll
         else:
             text = f"Turn {turn}. The weather is mild today."
         result = session.send(text)
-        assert result.steps == 1
+        assert result.usage.completion_tokens >= 1 and session.context_tokens <= 2048
         if turn == 150:
             user = session.messages[-2]
             assert "4417" in user.recalled  # recalled from memory, long after eviction

@@ -4,6 +4,8 @@ ground truth scored by it, case files with bad lines, and `edgeagent eval` end t
 from __future__ import annotations
 
 import json
+import random
+from importlib.resources import files
 
 import pytest
 
@@ -157,11 +159,19 @@ def test_eval_cli_json_predictions_and_comparison_chart(bfcl_cache, tmp_path):
                "--predictions-out", str(preds))  # fmt: skip
     report = json.loads(proc.stdout)
     assert [c["category"] for c in report["categories"]] == ["simple_python", "irrelevance"]
-    assert report["overall"]["cases"] == 6 and 0 <= report["overall"]["accuracy"] <= 1
     assert report["adapter"] and report["grammar"]
     rows = [json.loads(line) for line in preds.read_text().splitlines()]
     assert [r["id"] for r in rows][:1] == ["simple_python_0"] and len(rows) == 6
-    assert all(isinstance(r["calls"], list) for r in rows)
+    # the report counts what the predictions say, and each verdict is the checker's
+    overall = report["overall"]
+    assert overall["cases"] == 6 and overall["correct"] == sum(r["ok"] for r in rows)
+    assert overall["accuracy"] == round(overall["correct"] / 6, 3)
+    cases = {c.id: c for c in bfcl_cases(["simple_python", "irrelevance"], limit=3)}
+    for r in rows:
+        calls = [(c["name"], c["arguments"]) for c in r["calls"]]
+        case = cases[r["id"]]
+        assert check_case(case.functions, calls, case.expected).ok == r["ok"], r
+    assert any(r["calls"] for r in rows[:3])  # the shipped adapter calls on simple cases
     chart = tmp_path / "cmp.png"
     proc = cli("eval", "--bfcl", "simple_python", "--limit", "2", "--compare",
                "default,no-adapter", "--plot", str(chart))  # fmt: skip
@@ -202,7 +212,11 @@ def test_the_regression_check_sees_what_the_adapter_does_to_general_answers(eval
 
     bare = beyond.perplexity(evaluator.model, None)
     tuned = beyond.perplexity(evaluator.model, str(evaluator.adapter))
-    assert 5 < bare < 40 and tuned != bare  # the adapter changes the model's predictions
+    assert tuned != bare  # the adapter changes the model's predictions
+    # a measure of prediction: the same words shuffled are far less predictable
+    words = (files("edgeagent") / "data/general.txt").read_text().split()
+    random.Random(0).shuffle(words)
+    assert beyond.perplexity(evaluator.model, None, text=" ".join(words)) > 4 * bare
     prompts = beyond.shipped("general_prompts.jsonl")[:2]  # capital of France, days in a week
     assert beyond.no_tool_answers(evaluator, adapter=False, prompts=prompts)["right"] > 0
     on = beyond.no_tool_answers(evaluator, adapter=True, prompts=prompts)

@@ -120,13 +120,16 @@ def no_tool_answers(
     }
 
 
-def perplexity(model: str, adapter: str | None, max_tokens: int = 512) -> float:
-    """Perplexity of the model (with the GGUF LoRA adapter applied, if given) on the shipped
-    general text, in llama.cpp."""
+def perplexity(
+    model: str, adapter: str | None, max_tokens: int = 512, text: str | None = None
+) -> float:
+    """Perplexity of the model (with the GGUF LoRA adapter applied, if given) on `text`, by
+    default the shipped general text, in llama.cpp."""
     import llama_cpp
     import numpy as np
 
-    text = files("edgeagent").joinpath("data/general.txt").read_text(encoding="utf-8")
+    if text is None:
+        text = files("edgeagent").joinpath("data/general.txt").read_text(encoding="utf-8")
     llm = llama_cpp.Llama(
         model,
         n_ctx=max_tokens + 8,

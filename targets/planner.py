@@ -321,6 +321,11 @@ def plan(
     pairs = candidates(model, target, fmt)
     if quant:
         pairs = [(fmt or target.format, quant.lower())]
+        known = GGUF_BPW if pairs[0][0] == "gguf" else ONNX_BPW
+        if pairs[0][1] not in known:
+            raise PlanError(
+                f"unknown {pairs[0][0]} quantization {quant!r}", hint=f"one of: {', '.join(known)}"
+            )
     contexts = [n_ctx] if n_ctx else context_steps(target, model)
     rows: list[tuple[Estimate, bool]] = []
     for f, q in pairs:

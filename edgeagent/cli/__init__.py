@@ -4,6 +4,7 @@ library; user errors (EdgeAgentError) print one message and a hint, never a trac
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -13,12 +14,43 @@ from edgeagent.errors import EdgeAgentError
 
 
 class _Group(click.Group):
+    """Every error a user can make prints `error: ...` and a hint line, exit code 2: ours
+    (EdgeAgentError) and click's own (a bad option value, which click prints as usage text)."""
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except EdgeAgentError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
+            _error(str(exc))
             sys.exit(2)
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "edgeagent"
+            _error(f"{exc.format_message()}\n  hint: `{where} --help` lists the options")
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            _error(exc.format_message())
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _error(text: str) -> None:
+    click.secho(f"error: {text}", fg="red", err=True)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -47,8 +47,16 @@ _OPTIONS = [
         multiple=True,
         help="A tool with side effects that may run without asking (repeatable).",
     ),
-    click.option("--n-ctx", type=int, help="Context length (default: 2048, or the bundle's)."),
-    click.option("--threads", type=int, help="CPU threads (default: all this process may use)."),
+    click.option(
+        "--n-ctx",
+        type=click.IntRange(min=64),
+        help="Context length (default: 2048, or the bundle's).",
+    ),
+    click.option(
+        "--threads",
+        type=click.IntRange(min=1),
+        help="CPU threads (default: all this process may use).",
+    ),
 ]
 
 
@@ -72,6 +80,8 @@ def make_agent(
 ) -> Agent:
     """The agent the options describe; `options` are further Agent settings."""
     from edgeagent.agent import Agent
+    from edgeagent.backends.onnx import is_onnx_folder
+    from edgeagent.models import resolve_model
     from edgeagent.toolsource import load_tools
 
     if n_ctx:
@@ -86,11 +96,22 @@ def make_agent(
             )
         if no_adapter:
             options["adapter"] = None
-        return Agent.from_bundle(bundle, **options)
-    return Agent(
-        load_tools(tools_source),
-        model=model,
-        adapter=None if no_adapter else adapter or "default",
-        decoupled=decoupled,
-        **options,
-    )
+    try:
+        if bundle:
+            agent = Agent.from_bundle(bundle, **options)
+        else:
+            agent = Agent(
+                load_tools(tools_source),
+                model=model,
+                adapter=None if no_adapter else adapter or "default",
+                decoupled=decoupled,
+                **options,
+            )
+    except ValueError as exc:  # the Agent's own checks of its settings (--allow, ...)
+        hint = "`edgeagent tools` (with --tools) lists the tools' names"
+        raise EdgeAgentError(str(exc), hint=hint) from None
+    if model is not None and not is_onnx_folder(model):
+        resolve_model(model)  # a missing or broken model file: an error now, not after a screen
+    if options.get("memory") is not None:
+        agent.memory  # noqa: B018  (opens the file: a bad one is refused before the model loads)
+    return agent

@@ -23,7 +23,11 @@ from edgeagent.cli.common import echo_json, human_bytes, json_option
 @click.option("--tools", "tools_source", metavar="MODULE", help="Module or .py file of tools.")
 @click.option("--format", "fmt", type=click.Choice(["gguf", "onnx"]), help="Override the target's.")
 @click.option("--quant", help="Quantization instead of the planner's choice.")
-@click.option("--n-ctx", type=int, help="Context length instead of the planner's choice.")
+@click.option(
+    "--n-ctx",
+    type=click.IntRange(min=64),
+    help="Context length instead of the planner's choice.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing bundle folder.")
 @json_option
 def build(

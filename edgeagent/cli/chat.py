@@ -25,7 +25,9 @@ def command(memory: Path | None, prompt: str, **model_options: Any) -> None:
     from edgeagent.apps.chat import ChatApp
     from edgeagent.paths import home
 
-    where = memory or home() / "chat.db"
-    app = ChatApp(lambda: make_agent(memory=where, **model_options), first_prompt=prompt)
+    # built here (the model loads later, in the app): a bad option is an error line, not a
+    # screen inside the app
+    agent = make_agent(memory=memory or home() / "chat.db", **model_options)
+    app = ChatApp(lambda: agent, first_prompt=prompt)
     app.run()
     sys.exit(app.return_code or 0)

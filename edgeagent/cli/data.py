@@ -18,7 +18,13 @@ def command() -> None:
 
 @command.command("validate")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--max-problems", default=20, show_default=True, help="Problems to print.")
+@click.option(
+    "--max-problems",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Problems to print.",
+)
 @json_option
 def validate(path: Path, max_problems: int, as_json: bool) -> None:
     """Report every bad line (line number, field, reason); exit 1 if any line is bad."""
@@ -39,7 +45,13 @@ def validate(path: Path, max_problems: int, as_json: bool) -> None:
     help="The file's format: xlam (one {query, tools, answers} record a line).",
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--max-problems", default=20, show_default=True, help="Problems to print.")
+@click.option(
+    "--max-problems",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Problems to print.",
+)
 @json_option
 def import_(path: Path, source_format: str, out: Path, max_problems: int, as_json: bool) -> None:
     """Convert a file to the canonical format; bad lines are reported and skipped."""
@@ -77,11 +89,18 @@ def _print_report(report: Any, max_problems: int, as_json: bool) -> None:
     help="Use edgeagent's broad tool bank (its training or held-out tools, or the demo tools "
     "with hand-written requests) instead of --tools.",
 )
-@click.option("--n", "count", default=1000, show_default=True, help="Examples to write.")
+@click.option(
+    "--n",
+    "count",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Examples to write.",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option(
     "--max-offered",
-    type=int,
+    type=click.IntRange(min=1),
     help="Offer each example the tools it needs plus random others, at most this many "
     "(default: every tool, in order, as `edgeagent run` offers them; with --bank train, "
     "held-out or all: 4).",

@@ -16,7 +16,7 @@ from edgeagent.errors import EdgeAgentError
 
 @click.command("eval")
 @click.option("--bfcl", help="BFCL categories, e.g. simple_python,multiple,parallel,irrelevance.")
-@click.option("--limit", type=int, help="The first N cases of each category.")
+@click.option("--limit", type=click.IntRange(min=1), help="The first N cases of each category.")
 @click.option(
     "--questions",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -57,7 +57,7 @@ from edgeagent.errors import EdgeAgentError
     is_flag=True,
     help="Also: perplexity and no-tool answers, adapter on vs off (forgetting).",
 )
-@click.option("--n-ctx", default=4096, show_default=True)
+@click.option("--n-ctx", type=click.IntRange(min=64), default=4096, show_default=True)
 @json_option
 def command(
     bfcl: str | None,

@@ -83,7 +83,7 @@ def merge(adapter: Path, base: str | None, out: Path, dtype: str, as_json: bool)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Compare with the merged model (top-1 agreement, perplexity).")  # fmt: skip
-@click.option("--threads", type=int, help="Quantizer threads (default: all).")
+@click.option("--threads", type=click.IntRange(min=1), help="Quantizer threads (default: all).")
 @json_option
 def gguf(
     base: str | None, adapter: Path | None, quant: str, out: Path, check: bool,
@@ -108,13 +108,19 @@ def gguf(
               default="int4", show_default=True,
               help="int8/int4: weights in blocks (MatMulNBits); int8-dynamic: onnxruntime's "
               "dynamic quantization.")  # fmt: skip
-@click.option("--block-size", default=32, show_default=True, help="INT8/INT4 block size.")
+@click.option(
+    "--block-size",
+    type=click.Choice(["16", "32", "64", "128", "256"]),
+    default="32",
+    show_default=True,
+    help="INT8/INT4 block size.",
+)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Compare with the merged model (top-1 agreement, perplexity).")  # fmt: skip
 @json_option
 def onnx(
-    base: str | None, adapter: Path | None, quant: str, block_size: int, out: Path,
+    base: str | None, adapter: Path | None, quant: str, block_size: str, out: Path,
     check: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """A model (+ an adapter, merged in fp32) -> an ONNX folder (optimum; INT8/INT4 with
@@ -123,7 +129,7 @@ def onnx(
 
     if not as_json:
         click.echo(f"merging, exporting ONNX and quantizing to {quant}…", err=True)
-    result = export_onnx(_base(base), out, adapter, quant, block_size, check)
+    result = export_onnx(_base(base), out, adapter, quant, int(block_size), check)
     if as_json:
         echo_json(result.to_dict())
     else:

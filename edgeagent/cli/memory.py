@@ -71,7 +71,9 @@ def add(
 
 @command.command("search")
 @click.argument("query")
-@click.option("-k", default=5, show_default=True, help="How many results.")
+@click.option(
+    "-k", type=click.IntRange(min=1), default=5, show_default=True, help="How many results."
+)
 @click.option("--kind", help="Only entries of this kind.")
 @click.option("--mode", type=click.Choice(["hybrid", "keyword", "vector"]), default="hybrid")
 @db_option

@@ -20,7 +20,13 @@ if TYPE_CHECKING:
 @click.command("run")
 @click.argument("prompt")
 @agent_options
-@click.option("--max-steps", default=4, show_default=True, help="Model calls per request.")
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Model calls per request.",
+)
 @click.option(
     "--tool-choice",
     type=click.Choice(["auto", "required", "none"]),

@@ -35,7 +35,11 @@ def targets(as_json: bool) -> None:
 @click.option("--model", type=click.Path(path_type=Path), help="GGUF file, ONNX or HF folder.")
 @click.option("--format", "fmt", type=click.Choice(["gguf", "onnx"]), help="Override the target's.")
 @click.option("--quant", help="One quantization instead of the target's list.")
-@click.option("--n-ctx", type=int, help="One context length instead of the target's range.")
+@click.option(
+    "--n-ctx",
+    type=click.IntRange(min=64),
+    help="One context length instead of the target's range.",
+)
 @json_option
 def plan(
     target_spec: str, model: Path | None, fmt: str | None, quant: str | None,

@@ -53,6 +53,14 @@ def command(
     cfg.decoupled = cfg.decoupled if decoupled is None else decoupled
     cfg.init_adapter = init_adapter or cfg.init_adapter
     cfg.lora.resume = cfg.lora.resume and not fresh
+    # every path, before anything loads (the base is a local GGUF file or HF folder)
+    for what, where in (
+        ("--data", cfg.data),
+        ("--base", cfg.base_path()),
+        ("--init-adapter", cfg.init_adapter_path()),
+    ):
+        if where is not None and not Path(where).exists():
+            raise EdgeAgentError(f"{what} {where}: no such file or folder", hint="check the path")
     examples, report = read_jsonl(cfg.data)
     for problem in report.problems[:10]:
         click.echo(f"skipped {problem}", err=True)

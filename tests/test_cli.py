@@ -17,7 +17,7 @@ def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "edgeagent", *args],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1800,  # a hang guard: these take seconds, 300 s on a loaded machine
         stdin=subprocess.DEVNULL,  # no terminal: tools with side effects are not asked for
     )
     if check:

@@ -148,12 +148,12 @@ def test_cli_export_gguf_json_and_the_result_runs(hf_dirs, tmp_path):
     out = tmp_path / "m.gguf"
     cmd = [sys.executable, "-m", "edgeagent", "export", "gguf", "--base", str(hf_dirs["llama"]),
            "--quant", "q8_0", "--no-check", "--out", str(out), "--json"]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["quant"] == "q8_0" and report["bytes"] == out.stat().st_size
     run = [sys.executable, "-m", "edgeagent", "run", "--model", str(out), "--max-steps", "1",
            "--tool-choice", "required", "Start a 12 minute timer", "--json"]  # fmt: skip
-    done = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(run, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["tool_calls"], done.stdout  # the grammar made it call a tool

@@ -147,7 +147,7 @@ def test_two_processes_share_one_file(tmp_path):
         for name in ("alpha", "beta")
     ]
     for proc in procs:
-        _, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
     with MemoryIndex(path) as mem:
         assert mem.stats()["entries"] == 400
@@ -168,7 +168,7 @@ def test_processes_that_create_one_new_file_at_once_all_open_it(tmp_path):
             for _ in range(6)
         ]  # fmt: skip
         for proc in procs:
-            _, err = proc.communicate(timeout=120)
+            _, err = proc.communicate(timeout=600)
             assert proc.returncode == 0, err
 
 
@@ -265,7 +265,7 @@ def test_two_agents_in_two_processes_share_one_memory_file(tmp_path):
     ]
     evicted = []
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
         evicted.append(int(out))
     with MemoryIndex(path) as mem:

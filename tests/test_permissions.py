@@ -5,7 +5,6 @@ instruction it reads); one test runs the real model on the same injected page.""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -138,23 +137,22 @@ def test_the_real_model_reading_an_injected_page_runs_nothing_unasked():
 
 
 def test_a_tool_that_overruns_its_timeout_is_reported_and_the_turn_goes_on():
-    release = threading.Event()
+    release, finished = threading.Event(), threading.Event()
 
     @tool(timeout=0.2)
     def slow_lookup(q: str) -> str:
         """Look something up, slowly."""
-        release.wait(10)
+        release.wait(600)  # until the test releases it (a hang guard, never reached)
+        finished.set()
         return "late"
 
     backend = ScriptedBackend([call("slow_lookup", '{"q": "a"}'), "It took too long."])
-    start = time.perf_counter()
     result = Agent([slow_lookup], backend=backend).run("look up a")
-    elapsed = time.perf_counter() - start
+    assert not finished.is_set()  # the turn ended while the tool was still running
     release.set()
     record = result.tool_calls[0]
     assert not record.ok and record.error == "slow_lookup timed out after 0.2 s"
     assert "timed out" in "".join(map(chr, backend.prompts[1]))  # the model is told
-    assert elapsed < 5  # it did not wait for the tool (which would take 10 s)
     assert result.answer == "It took too long."
 
 

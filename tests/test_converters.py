@@ -16,12 +16,13 @@ peft = pytest.importorskip("peft")
 
 from edgeagent.converters.hf_gguf import UnsupportedModelError, hf_to_gguf  # noqa: E402
 from edgeagent.converters.lora_gguf import AdapterMismatchError  # noqa: E402
-from edgeagent.converters.merge import load_merged, merge_adapter  # noqa: E402
+from edgeagent.converters.merge import load_merged  # noqa: E402
 from edgeagent.converters.pipeline import export_gguf  # noqa: E402
 from edgeagent.converters.quantize import quantize_gguf  # noqa: E402
 from edgeagent.converters.selfcheck import THRESHOLDS, SelfCheckError  # noqa: E402
 from edgeagent.models import default_model_path, inspect_gguf, read_gguf_header  # noqa: E402
 from tests.conftest import tiny_model  # noqa: E402
+from tests.test_cli import cli  # noqa: E402
 
 CHAT = "<|im_start|>user\nStart a 12 minute timer for the pasta<|im_end|>\n<|im_start|>assistant\n"
 
@@ -104,10 +105,14 @@ def test_a_merged_adapter_computes_what_peft_computes_and_exports(
         bare = tiny(tokenizer, "llama")(ids).logits
     assert torch.allclose(got, want, atol=1e-4)
     assert not torch.allclose(got, bare, atol=1e-2)  # the adapter changed something
-    result = merge_adapter(hf_dirs["llama"], adapter, tmp_path / "merged", "float16")
+    result = json.loads(cli("export", "merge", str(adapter), "--base", str(hf_dirs["llama"]),
+                            "--out", str(tmp_path / "merged"), "--json").stdout)  # fmt: skip
     saved = json.loads((tmp_path / "merged" / "edgeagent.json").read_text())
-    assert saved["adapter"] == str(adapter) and result.dtype == "float16"
+    assert saved["adapter"] == str(adapter) and result["dtype"] == "float16"
     assert (tmp_path / "merged" / "tokenizer_config.json").exists()
+    with torch.no_grad():  # what the command wrote computes what peft computes
+        written = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "merged").float()
+        assert torch.allclose(written(ids).logits, want, atol=2e-2)
     # a random model with a random adapter has flat logits that F16 rounding reorders now and
     # then (98% here); the real model's figures are in docs/benchmarks.md
     monkeypatch.setitem(THRESHOLDS, "f16", 0.95)

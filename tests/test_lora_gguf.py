@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from edgeagent.converters.lora_gguf import (  # noqa: E402
 )
 from edgeagent.errors import EdgeAgentError, ModelFileError  # noqa: E402
 from edgeagent.models import default_model_path  # noqa: E402
+from tests.test_cli import cli  # noqa: E402
 
 PROMPT = (
     "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
@@ -102,7 +104,9 @@ def test_a_gguf_adapter_reads_back_as_the_peft_weights_it_came_from(random_adapt
     from safetensors.numpy import load_file
 
     folder, *_ = random_adapter
-    export_lora_gguf(folder, default_model_path(), tmp_path / "a.gguf")
+    exported = json.loads(cli("export", "lora", str(folder), "--out", str(tmp_path / "a.gguf"),
+                              "--json").stdout)  # fmt: skip
+    assert (exported["tensors"], exported["rank"], exported["alpha"]) == (120, 8, 16)
     saved = load_file(str(folder / "adapter_model.safetensors"))
     modules = {k.removeprefix("base_model.model.").split(".lora_")[0] for k in saved}
     config, weights = read_lora_gguf(tmp_path / "a.gguf", modules, n_head=9, n_kv=3)
@@ -115,6 +119,10 @@ def test_a_gguf_adapter_reads_back_as_the_peft_weights_it_came_from(random_adapt
         read_lora_gguf(default_model_path(), modules, 9, 3)
     with pytest.raises(AdapterMismatchError, match="no matching layer"):
         read_lora_gguf(tmp_path / "a.gguf", [m for m in modules if "layers.3." not in m], 9, 3)
+    # and `run --adapter` applies it: the grammar keeps the call valid whatever it does
+    run = json.loads(cli("run", "--adapter", str(tmp_path / "a.gguf"), "--tool-choice",
+                         "required", "--yes", "--json", "What time is it?").stdout)  # fmt: skip
+    assert run["tool_calls"] and all(c["ok"] for c in run["tool_calls"]), run
 
 
 @pytest.mark.parametrize(
@@ -196,8 +204,6 @@ def test_an_adapter_for_another_model_is_refused_with_the_mismatch(tmp_path):
 
 
 def test_decoupled_agent_switches_selector_then_argument_adapter(random_adapter, tmp_path):
-    import json
-
     from edgeagent import Agent
     from edgeagent.agent import TextDelta
     from edgeagent.backends.llamacpp import LlamaCppBackend
@@ -236,11 +242,17 @@ def test_decoupled_agent_switches_selector_then_argument_adapter(random_adapter,
     assert switches[-2:] == [{"selector": 1.0}, phase2]
     # the grammar made the call valid, and the run executed it
     assert [c.name for c in result.tool_calls] == [name] and result.tool_calls[0].ok, result
+    # the same from the command line
+    two = tmp_path / "two.py"
+    two.write_text("from edgeagent.demo_tools import set_timer, convert_units\n"
+                   "TOOLS = [set_timer, convert_units]\n")  # fmt: skip
+    out = json.loads(cli("run", "--decoupled", str(tmp_path / "dual-gguf"), "--tools",
+                         str(two), "--tool-choice", "required", "--max-steps", "1",
+                         "--yes", "--json", "Start a 12 minute timer for the pasta").stdout)  # fmt: skip
+    assert out["tool_calls"][0]["name"] in ("set_timer", "convert_units"), out
 
 
 def test_decoupled_folder_naming_files_outside_is_refused(tmp_path):
-    import json
-
     from edgeagent.decoupled import DecoupledAdapters
     from edgeagent.errors import EdgeAgentError
 

@@ -21,6 +21,7 @@ from edgeagent.converters.onnx_export import export_onnx, onnx_logits, quantize_
 from edgeagent.demo_tools import DEMO_TOOLS  # noqa: E402
 from edgeagent.errors import ModelFileError  # noqa: E402
 from tests.conftest import tiny_model  # noqa: E402
+from tests.test_cli import cli  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +38,16 @@ def exported(hf_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def onnx_dirs(exported, tmp_path_factory):
+def onnx_dirs(exported, hf_dir, tmp_path_factory):
+    """fp32 and int8 from the library; int4 as a user makes it, with `edgeagent export onnx`."""
     root = tmp_path_factory.mktemp("onnx-q")
     out = {"fp32": exported.path}
-    for quant in ("int8", "int4"):
-        out[quant] = str(quantize_onnx(exported.path, root / quant, quant, block_size=32))
+    out["int8"] = str(quantize_onnx(exported.path, root / "int8", "int8", block_size=32))
+    made = json.loads(cli("export", "onnx", "--base", str(hf_dir), "--quant", "int4",
+                          "--block-size", "32", "--out", str(root / "int4"), "--json").stdout)  # fmt: skip
+    assert made["path"] == str(root / "int4") and made["quant"] == "int4"
+    assert made["check"]["passed"] and made["check"]["tokens"] > 0  # it was self-checked
+    out["int4"] = made["path"]
     return out
 
 

@@ -94,16 +94,18 @@ def test_the_bundle_runs_from_the_cli_and_the_api(rpi5):
 
 
 @pytest.mark.model
-def test_the_planned_memory_is_within_15_percent_of_the_running_bundle(rpi5):
+def test_the_planned_memory_is_within_5_percent_of_the_running_bundle(rpi5):
     """The bundle's agent in a fresh process, its 4,096-token context filled: peak resident
-    memory against the estimate in bundle.toml (benchmarks/bench_plan.py --bundle)."""
+    memory against the estimate in bundle.toml (benchmarks/bench_plan.py --bundle). In-sample:
+    the planner's constants were fitted on this model and machine (1-2 % off there); 5 % leaves
+    room for the allocator's variation between runs, not for another model or device."""
     spec = importlib.util.spec_from_file_location("bench_plan", ROOT / "benchmarks/bench_plan.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out, _ = rpi5
     manifest = read_manifest(out)
     peak = bench.measure(str(out), manifest.n_ctx)["peak"]
-    assert abs(manifest.estimate_bytes / peak - 1) < 0.15, (manifest.estimate_bytes, peak)
+    assert abs(manifest.estimate_bytes / peak - 1) < 0.05, (manifest.estimate_bytes, peak)
 
 
 @pytest.mark.parametrize(

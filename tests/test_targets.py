@@ -138,4 +138,4 @@ def test_estimated_weights_are_near_the_real_file():
     shape = model_shape(default_model_path())
     as_f16 = type(shape)(**{**shape.__dict__, "quantization": "f16"})
     guess = estimate(as_f16, "gguf", "q4_1", 2048).weights
-    assert abs(guess / shape.weights_bytes - 1) < 0.15
+    assert abs(guess / shape.weights_bytes - 1) < 0.02  # in-sample: fitted on this model

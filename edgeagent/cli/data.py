@@ -16,15 +16,15 @@ def command() -> None:
     """Training data in the canonical chat JSONL format."""
 
 
+max_problems_option = click.option(
+    "--max-problems", type=click.IntRange(min=0), default=20, show_default=True,
+    help="Problems to print.",
+)  # fmt: skip
+
+
 @command.command("validate")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--max-problems",
-    type=click.IntRange(min=0),
-    default=20,
-    show_default=True,
-    help="Problems to print.",
-)
+@max_problems_option
 @json_option
 def validate(path: Path, max_problems: int, as_json: bool) -> None:
     """Report every bad line (line number, field, reason); exit 1 if any line is bad."""
@@ -45,13 +45,7 @@ def validate(path: Path, max_problems: int, as_json: bool) -> None:
     help="The file's format: xlam (one {query, tools, answers} record a line).",
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option(
-    "--max-problems",
-    type=click.IntRange(min=0),
-    default=20,
-    show_default=True,
-    help="Problems to print.",
-)
+@max_problems_option
 @json_option
 def import_(path: Path, source_format: str, out: Path, max_problems: int, as_json: bool) -> None:
     """Convert a file to the canonical format; bad lines are reported and skipped."""

@@ -1,4 +1,4 @@
-"""Typed tools (DESIGN.md contract 2).
+"""Typed tools (docs/runtime.md).
 
 `@tool` turns a function's signature and docstring into a pydantic model and a JSON Schema.
 Arguments coming from the model are validated by that pydantic model before the function runs;

@@ -1,4 +1,4 @@
-"""The one tool-call wire format (DESIGN.md contract 1). Nothing else knows what a call looks like.
+"""The one tool-call wire format (docs/architecture.md). Nothing else knows what a call looks like.
 
 A reply is either a plain-text answer or a list of calls inside one tag pair:
 

@@ -1,4 +1,4 @@
-"""`pip install .` gives the four import names from the installed copy (DESIGN.md, Layout)."""
+"""`pip install .` gives the four import names from the installed copy (docs/architecture.md, the layout table)."""
 
 from __future__ import annotations
 

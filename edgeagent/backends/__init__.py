@@ -1,4 +1,4 @@
-"""Backends (DESIGN.md contract 3): tokenize, evaluate a prompt reusing the KV cache of a shared
+"""Backends (docs/architecture.md): tokenize, evaluate a prompt reusing the KV cache of a shared
 prefix, sample under a grammar, stream text. The agent loop does not know which one runs."""
 
 from __future__ import annotations

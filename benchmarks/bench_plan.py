@@ -46,6 +46,10 @@ while len(ids) < n_ctx:
 prompt = ids[: n_ctx - 8]
 out = "".join(backend.generate(prompt, grammar=None, sampling=SamplingParams(),
                                max_tokens=4, stats=GenerationStats()))
+if getattr(backend, "adapters", None):  # the agent answers with the adapter off: its context too
+    backend.set_adapters({})
+    out = "".join(backend.generate(prompt, grammar=None, sampling=SamplingParams(),
+                                   max_tokens=4, stats=GenerationStats()))
 print(json.dumps({"before_model": before, "rss": status("VmRSS"), "peak": status("VmHWM")}))
 """
 

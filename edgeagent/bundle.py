@@ -212,7 +212,8 @@ def build_bundle(
         adapter = default_adapter_path(model) if fmt == "gguf" and not decoupled else None
     shape = model_shape(source)
     loaded = load_tools(tools)  # refuses a source that defines no tools before anything is written
-    chosen = plan(shape, target, fmt=fmt, quant=quant, n_ctx=n_ctx)
+    chosen = plan(shape, target, fmt=fmt, quant=quant, n_ctx=n_ctx,
+                  adapters=bool(adapter or decoupled))  # fmt: skip
     assert chosen.choice is not None
     choice = chosen.choice
     budget_mib = target.budget_bytes / 2**20
@@ -481,12 +482,13 @@ def hash_files(root: Path) -> list[BundleFile]:
 
 
 def planned_bytes(root: Path, manifest: Manifest) -> int:
-    """The planner's memory for a bundle's model as written, with its context full, plus its
-    adapters (what the build records and verify checks against the target)."""
-    from edgeagent.targets.planner import estimate, model_shape
+    """The planner's memory for a bundle's model as written, with its contexts full (one per
+    adapter setting), plus its adapters (what the build records and verify checks)."""
+    from edgeagent.targets.planner import contexts_for, estimate, model_shape
 
     shape = model_shape(root / manifest.model)
-    e = estimate(shape, manifest.format, manifest.quantization, manifest.n_ctx)
+    contexts = contexts_for(manifest.format, bool(manifest.adapter or manifest.decoupled))
+    e = estimate(shape, manifest.format, manifest.quantization, manifest.n_ctx, contexts)
     return e.total + _tree_bytes(root / "adapters")
 
 

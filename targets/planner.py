@@ -243,16 +243,28 @@ def _read_json(path: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- estimating
 
 
-def estimate(model: ModelShape, fmt: str, quant: str, n_ctx: int) -> Estimate:
-    """Resident bytes of an agent running `model` as `fmt`/`quant` with a full `n_ctx` context."""
+#: llama.cpp contexts an agent with adapters holds: one per adapter setting it switches between
+#: (the shipped adapter on for calls, off for answers), each with its own KV cache and compute
+#: buffers; the llama.cpp backend's max_contexts default (a test checks they agree).
+ADAPTER_CONTEXTS = 2
+
+
+def contexts_for(fmt: str, adapters: bool) -> int:
+    """How many contexts a model runs with: ONNX models run merged, in one."""
+    return ADAPTER_CONTEXTS if adapters and fmt == "gguf" else 1
+
+
+def estimate(model: ModelShape, fmt: str, quant: str, n_ctx: int, contexts: int = 1) -> Estimate:
+    """Resident bytes of an agent running `model` as `fmt`/`quant` with a full `n_ctx` context
+    in each of `contexts` llama.cpp contexts."""
     if fmt == "gguf":
         n_ctx = -(-n_ctx // CTX_PAD) * CTX_PAD
-        kv = 2 * model.n_layers * n_ctx * model.kv_width * 2  # K and V, f16
+        kv = 2 * model.n_layers * n_ctx * model.kv_width * 2 * contexts  # K and V, f16
         ub = min(N_UBATCH, n_ctx)
         # one micro-batch's attention scores and mask (f32), its feed-forward activations, and
         # the scores again in f16 in ggml's work buffer (the product with the f16 V cache)
         scores = ub * n_ctx * (model.n_head + 1) * 4 + 2 * ub * model.n_ff * 4
-        compute = scores + ub * n_ctx * model.n_head * 2 + GGUF_FIXED_COMPUTE
+        compute = (scores + ub * n_ctx * model.n_head * 2 + GGUF_FIXED_COMPUTE) * contexts
     else:
         # our onnxruntime backend: fp32 KV. Fitted to peak RSS (benchmarks/bench_plan.py): the
         # graph's past and present copies of the cache (3x its size in all), one prefill chunk's
@@ -315,9 +327,11 @@ def plan(
     fmt: str | None = None,
     quant: str | None = None,
     n_ctx: int | None = None,
+    adapters: bool = False,
 ) -> Plan:
     """Every candidate's estimate, and the first (best quantization, then longest context) that
-    fits the target's budget. Raises PlanError, with the table, when none fits."""
+    fits the target's budget; with `adapters`, a GGUF model's contexts for its adapter settings.
+    Raises PlanError, with the table, when none fits."""
     pairs = candidates(model, target, fmt)
     if quant:
         pairs = [(fmt or target.format, quant.lower())]
@@ -330,7 +344,7 @@ def plan(
     rows: list[tuple[Estimate, bool]] = []
     for f, q in pairs:
         for n in contexts:
-            e = estimate(model, f, q, n)
+            e = estimate(model, f, q, n, contexts_for(f, adapters))
             rows.append((e, e.total <= target.budget_bytes))
     choice = next((e for e, fits in rows if fits), None)
     result = Plan(target, model, rows, choice)

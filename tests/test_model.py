@@ -73,3 +73,37 @@ def test_prompt_that_does_not_fit_is_refused(backend):
 
     with pytest.raises(ContextOverflowError, match="context holds 2048"):
         Agent([], backend=backend).run("word " * 3000)
+
+
+def test_each_adapter_setting_keeps_its_own_kv_cache():
+    """The agent switches the shipped adapter on for calls and off for answers every turn. One
+    llama.cpp context per setting keeps both caches (with one, each switch threw its cache
+    away), and gives exactly what a backend that never switched gives."""
+    from edgeagent.backends import GenerationStats
+    from edgeagent.backends.llamacpp import LlamaCppBackend
+    from edgeagent.models import DEFAULT_ADAPTER, default_model_path
+
+    def run(backend, prompt):
+        stats = GenerationStats()
+        text = "".join(backend.generate(prompt, grammar=None, sampling=SamplingParams(),
+                                        max_tokens=12, stats=stats))  # fmt: skip
+        return text, stats.cached_tokens
+
+    model = default_model_path()
+    backend = LlamaCppBackend(model, n_ctx=1024, adapters={"adapter": DEFAULT_ADAPTER})
+    prompt = backend.tokenize("<|im_start|>user\nWhat should I cook tonight?<|im_end|>\n"
+                              "<|im_start|>assistant\n")  # fmt: skip
+    tuned, _ = run(backend, prompt)
+    backend.set_adapters({})
+    bare, _ = run(backend, prompt)
+    backend.set_adapters({"adapter": 1.0})
+    assert run(backend, prompt) == (tuned, len(prompt) - 1)  # its cache survived the switch
+    backend.set_adapters({})
+    assert run(backend, prompt) == (bare, len(prompt) - 1)
+    assert backend.contexts == 2
+    assert run(LlamaCppBackend(model, n_ctx=1024), prompt)[0] == bare  # as if never switched
+    one = LlamaCppBackend(model, n_ctx=1024, adapters={"adapter": DEFAULT_ADAPTER},
+                          max_contexts=1)  # fmt: skip
+    run(one, prompt)
+    one.set_adapters({})
+    assert run(one, prompt) == (bare, 0) and one.contexts == 1  # one context: cache cleared

@@ -139,3 +139,18 @@ def test_estimated_weights_are_near_the_real_file():
     as_f16 = type(shape)(**{**shape.__dict__, "quantization": "f16"})
     guess = estimate(as_f16, "gguf", "q4_1", 2048).weights
     assert abs(guess / shape.weights_bytes - 1) < 0.02  # in-sample: fitted on this model
+
+
+def test_the_planner_counts_the_contexts_the_backend_keeps_for_adapter_settings():
+    import inspect
+
+    from edgeagent.backends.llamacpp import LlamaCppBackend
+    from edgeagent.targets.planner import ADAPTER_CONTEXTS
+
+    default = inspect.signature(LlamaCppBackend).parameters["max_contexts"].default
+    assert default == ADAPTER_CONTEXTS
+    shape = model_shape(default_model_path())
+    one = estimate(shape, "gguf", "q4_1", 2048)
+    two = estimate(shape, "gguf", "q4_1", 2048, contexts=2)
+    assert (two.kv_cache, two.compute) == (2 * one.kv_cache, 2 * one.compute)
+    assert two.weights == one.weights  # the contexts share the model's weights

@@ -9,6 +9,7 @@ import os
 import struct
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ class LlamaCppBackend:
         n_batch: int = 512,
         seed: int = 0,
         adapters: dict[str, str | Path] | None = None,
+        max_contexts: int = 2,
     ) -> None:
         info = inspect_gguf(model_path)  # refuses a bad file before llama.cpp sees it
         import llama_cpp
@@ -87,6 +89,15 @@ class LlamaCppBackend:
         self._set_abort.restype = None
         self._adapters: dict[str, Any] = {}
         self._scales: dict[str, float] = {}
+        # One llama.cpp context per adapter setting, on the same model weights: a LoRA changes
+        # the keys and values, so a context's KV cache is valid only under the adapters it was
+        # computed with. The agent switches the shipped adapter on for calls and off for answers
+        # every turn; with one context each switch threw the cache away (5-8 s a turn), with one
+        # per setting each keeps its own (benchmarks/bench_chat_latency.py). Each context costs
+        # its KV cache and compute buffers (the planner counts them); past max_contexts the
+        # least recently used one is taken over and its cache cleared.
+        self.max_contexts = max(1, max_contexts)
+        self._parked: dict[tuple[tuple[str, float], ...], _Context] = {}
         for name, path in (adapters or {}).items():
             self.load_adapter(name, path)
         if len(self._adapters) == 1:  # one adapter: on; several: the caller picks
@@ -117,10 +128,8 @@ class LlamaCppBackend:
         return dict(self._scales)
 
     def set_adapters(self, scales: dict[str, float]) -> None:
-        """Apply these adapters at these scales (others off). The KV cache was computed with the
-        previous set, so a change starts the next prompt from scratch."""
-        import llama_cpp
-
+        """Apply these adapters at these scales (others off), in the context that holds this
+        setting's KV cache: switching back and forth keeps both caches."""
         scales = {k: v for k, v in scales.items() if v}
         unknown = set(scales) - set(self._adapters)
         if unknown:
@@ -129,14 +138,45 @@ class LlamaCppBackend:
             )
         if scales == self._scales:
             return
+        llm, key = self._llm, _key(scales)
+        current = _Context(llm._ctx, llm.input_ids, llm.n_tokens)
+        if key in self._parked:
+            target = self._parked.pop(key)
+        elif llm.n_tokens == 0:  # the current context holds nothing: it takes the new setting
+            target = self._apply(current, scales)
+        elif len(self._parked) + 1 < self.max_contexts:
+            import llama_cpp
+            import numpy as np
+
+            fresh = llama_cpp._internals.LlamaContext(
+                model=llm._model, params=llm.context_params, verbose=False
+            )
+            target = self._apply(_Context(fresh, np.zeros_like(llm.input_ids), 0), scales)
+        else:  # take over the least recently used context (or this one, if it is the only one)
+            oldest = next(iter(self._parked), None)
+            target = self._apply(self._parked.pop(oldest) if oldest else current, scales)
+        if target.ctx is not current.ctx:
+            self._parked[_key(self._scales)] = current
+        llm._ctx, llm.input_ids, llm.n_tokens = target.ctx, target.input_ids, target.n_tokens
+        self._scales = scales
+
+    def _apply(self, context: _Context, scales: dict[str, float]) -> _Context:
+        """Set a context's adapters; its cache (computed under others) is cleared."""
+        import llama_cpp
+
         n = len(scales)
         ptrs = (llama_cpp.llama_adapter_lora_p_ctypes * n)(*(self._adapters[k] for k in scales))
         values = (ctypes.c_float * n)(*scales.values())
-        if llama_cpp.llama_set_adapters_lora(self._llm._ctx.ctx, ptrs, n, values) != 0:
+        if llama_cpp.llama_set_adapters_lora(context.ctx.ctx, ptrs, n, values) != 0:
             raise RuntimeError("llama.cpp refused the adapter set")
-        self._scales = scales
-        self._llm.n_tokens = 0  # nothing cached is valid under other weights
-        self._llm._ctx.kv_cache_clear()
+        context.ctx.kv_cache_clear()
+        return _Context(context.ctx, context.input_ids, 0)
+
+    @property
+    def contexts(self) -> int:
+        """llama.cpp contexts this backend holds (one per adapter setting used, at most
+        max_contexts)."""
+        return 1 + len(self._parked)
 
     def tokenize(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -282,6 +322,20 @@ class LlamaCppBackend:
         finally:
             if first_at:
                 stats.decode_s = time.perf_counter() - first_at
+
+
+@dataclass
+class _Context:
+    """A llama.cpp context and the tokens its KV cache holds (Llama keeps these for the context
+    in use; the others wait here)."""
+
+    ctx: Any  # llama_cpp._internals.LlamaContext
+    input_ids: Any  # numpy array of n_ctx token ids
+    n_tokens: int
+
+
+def _key(scales: dict[str, float]) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted(scales.items()))
 
 
 def check_adapter(path: str | Path, architecture: str | None) -> None:

@@ -54,7 +54,8 @@ def plan(
 
     target = load_target(target_spec)
     shape = model_shape(model or default_model_path())
-    result = make_plan(shape, target, fmt=fmt, quant=quant, n_ctx=n_ctx)
+    # the embedded model runs with the shipped adapter (switched on for calls, off for answers)
+    result = make_plan(shape, target, fmt=fmt, quant=quant, n_ctx=n_ctx, adapters=model is None)
     if as_json:
         echo_json(result.to_dict())
         return

@@ -3,8 +3,8 @@ run, each on its own freshly loaded backend. Prints one JSON object.
 
 - default: the default configuration (embedded model, the shipped adapter switched on for
   calls and off for answers), one llama.cpp context per adapter setting (the backend's default);
-- default_one_context: the same with one context (max_contexts=1), as before: each adapter
-  switch clears the KV cache, so each turn evaluates its whole prompt;
+- default_one_context: the same with one context (max_contexts=1): each adapter switch clears
+  the KV cache (the answer is written with the adapter off in a context just cleared);
 - bare: the model without an adapter, KV reuse of the shared prefix (the baseline the default
   configuration should come close to).
 
@@ -51,6 +51,7 @@ def conversation(name: str, turns: int) -> dict:
         rows.append({
             "turn": turn + 1,
             "ttft_s": round(result.timings.ttft_s, 4),
+            "total_s": round(result.timings.total_s, 3),
             "prompt_tokens": result.usage.prompt_tokens,
             "cached_tokens": result.usage.cached_tokens,
             "generations": result.usage.generations,
@@ -59,6 +60,7 @@ def conversation(name: str, turns: int) -> dict:
     later = [r["ttft_s"] for r in rows[1:]]
     return {
         "ttft_turn1_s": rows[0]["ttft_s"],
+        "total_median_turns_2_10_s": round(statistics.median(r["total_s"] for r in rows[1:]), 3),
         "ttft_median_turns_2_10_s": round(statistics.median(later), 4),
         "contexts": backend.contexts,
         "turns": rows,

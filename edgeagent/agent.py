@@ -17,6 +17,7 @@ admits only an answer, so a loop that does not converge still ends with one.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -395,9 +396,16 @@ class Agent:
     def stream(self, prompt: str) -> Generator[Event, None, None]:
         return self.session().stream(prompt)
 
-    def render(self, messages: list[Message], tools: list[Tool] | None = None) -> str:
+    def render(
+        self,
+        messages: list[Message],
+        tools: list[Tool] | None = None,
+        add_generation_prompt: bool = True,
+    ) -> str:
         offered = self.tools if tools is None else tools
-        return self.renderer.render(template_messages(messages, offered, self.instructions))
+        return self.renderer.render(
+            template_messages(messages, offered, self.instructions), add_generation_prompt
+        )
 
 
 def _dry_run(**_: Any) -> str:
@@ -480,6 +488,7 @@ class Session:
                 if not reply.is_call:
                     answer = reply.text
                     self.messages.append(Message("assistant", answer))
+                    self._catch_up(tools)
                     break
                 fresh = [c for c in reply.calls if c not in executed]
                 if not fresh:
@@ -592,6 +601,24 @@ class Session:
             pieces.close()
         backend.set_adapters({})
         yield from backend.generate(prompt, grammar=agent.grammar(True, False, tools), **kw)
+
+    def _catch_up(self, tools: list[Tool]) -> None:
+        """After an answer the base model wrote, evaluate the conversation so far in the
+        adapter's context too, while the user reads: the next turn starts there, and would
+        otherwise first evaluate this turn's tool results and answer (up to max_tokens of
+        them). The next prompt extends this text, so its cache is reused."""
+        agent = self.agent
+        prefill = getattr(agent.backend, "prefill", None)
+        if not (agent.adapter and agent._base_answers and agent.constrained and prefill):
+            return
+        visible = self.window.visible(self.messages)
+        tokens = agent.backend.tokenize(agent.render(visible, tools, False))
+        if len(tokens) >= agent.backend.n_ctx:
+            return  # the next turn's window evicts first anyway
+        with agent._lock:
+            agent.backend.set_adapters({"adapter": 1.0})  # type: ignore[attr-defined]
+            with contextlib.suppress(Interrupted):  # the answer stands; the next turn goes on
+                prefill(tokens)
 
     def _execute(self, call: ToolCall) -> ToolCallRecord:
         tool = self.agent._tool_map.get(call.name)

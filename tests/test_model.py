@@ -107,3 +107,17 @@ def test_each_adapter_setting_keeps_its_own_kv_cache():
     run(one, prompt)
     one.set_adapters({})
     assert run(one, prompt) == (bare, 0) and one.contexts == 1  # one context: cache cleared
+
+
+def test_after_an_answer_the_adapters_context_already_holds_the_conversation():
+    """With the shipped adapter (calls) and the base model (answers), the adapter's context
+    evaluates the finished turn while the user reads, so the next turn starts from a full
+    cache instead of first evaluating this turn's tool results and answer."""
+    agent = Agent(DEMO_TOOLS)  # the default configuration
+    session = agent.session()
+    first = session.send("What time is it?")
+    assert first.answer
+    backend = agent.backend
+    assert backend.adapters == {"adapter": 1.0}  # where the next turn starts
+    held = backend.tokenize(agent.render(session.window.visible(session.messages), None, False))
+    assert backend.reuse_cache(held) == len(held)  # the whole conversation, answer included

@@ -261,6 +261,14 @@ class LlamaCppBackend:
             if prompt:
                 self._set_abort(self._llm._ctx.ctx, self._no_abort, None)
 
+    def prefill(self, prompt: list[int]) -> None:
+        """Evaluate `prompt` into the KV cache (reusing what it shares), generating nothing: a
+        later prompt that extends it starts from there."""
+        reuse = self.reuse_cache(prompt)
+        if reuse < len(prompt):
+            self._llm.n_tokens = reuse
+            self._eval(prompt[reuse:])
+
     def check_grammar(self, text: str) -> None:
         """Parse a grammar now (llama.cpp would otherwise parse it inside sampling)."""
         self._grammar(text)

@@ -561,6 +561,7 @@ class Session:
             return
         if agent.decoupled:
             backend.set_adapters({})  # type: ignore[attr-defined]  # answers: the base model
+        self._warm_start(tools)
         grammar = agent.grammar(allow_answer, allow_calls, tools) if agent.constrained else None
         yield from backend.generate(
             prompt,
@@ -587,6 +588,7 @@ class Session:
         kw = {"sampling": agent.sampling, "max_tokens": min(agent.max_tokens, room), "stats": stats}
         if allow_calls:
             backend.set_adapters({"adapter": 1.0})
+            self._warm_start(tools)
             grammar = agent.grammar(allow_answer, True, tools)
             pieces = backend.generate(prompt, grammar=grammar, **kw)
             text = ""
@@ -600,7 +602,16 @@ class Session:
                     break  # an answer: the base model writes it
             pieces.close()
         backend.set_adapters({})
+        self._warm_start(tools)
         yield from backend.generate(prompt, grammar=agent.grammar(True, False, tools), **kw)
+
+    def _warm_start(self, tools: list[Tool]) -> None:
+        """A fresh cache starts from the saved state of the system prompt with these tools
+        (every session's first ~1,000 tokens), where the backend can save and load states."""
+        warm = getattr(self.agent.backend, "warm_start", None)
+        if warm is not None and self.agent.backend.cached_tokens == 0:  # type: ignore[attr-defined]
+            agent = self.agent
+            warm(agent.backend.tokenize(agent.render([], tools, add_generation_prompt=False)))
 
     def _catch_up(self, tools: list[Tool]) -> None:
         """After an answer the base model wrote, evaluate the conversation so far in the

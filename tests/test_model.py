@@ -121,3 +121,29 @@ def test_after_an_answer_the_adapters_context_already_holds_the_conversation():
     assert backend.adapters == {"adapter": 1.0}  # where the next turn starts
     held = backend.tokenize(agent.render(session.window.visible(session.messages), None, False))
     assert backend.reuse_cache(held) == len(held)  # the whole conversation, answer included
+
+
+def test_a_new_session_starts_from_the_saved_state_of_its_system_prompt(tmp_path):
+    """Every session with the same tools starts with the same ~1,000 tokens: the first one
+    evaluates and saves them, later ones (other processes: a fresh backend here) load them, and
+    a damaged state file is not used but evaluated and written again. Replies are the same."""
+    from edgeagent.backends.llamacpp import LlamaCppBackend
+    from edgeagent.models import default_model_path
+
+    def first_reply():
+        backend = LlamaCppBackend(default_model_path(), n_ctx=2048)
+        evaluated: list[int] = []
+        prefill = backend.prefill
+        backend.prefill = lambda tokens: evaluated.append(len(tokens)) or prefill(tokens)
+        agent = Agent(DEMO_TOOLS, backend=backend, max_steps=1, max_tokens=24)
+        result = agent.run("What can you do?")
+        return result.answer, evaluated
+
+    answer, evaluated = first_reply()
+    states = list((tmp_path / "home" / "cache" / "prompt-state").glob("*.state"))
+    assert len(states) == 1 and evaluated and evaluated[0] > 500  # evaluated, then saved
+    assert first_reply() == (answer, [])  # loaded: nothing evaluated before the request
+    states[0].write_bytes(states[0].read_bytes()[:1000])  # a damaged state
+    again, evaluated = first_reply()
+    assert again == answer and evaluated  # not used: evaluated and saved again
+    assert states[0].stat().st_size > 1000

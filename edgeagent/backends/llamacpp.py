@@ -88,6 +88,7 @@ class LlamaCppBackend:
         self._set_abort.argtypes = [ctypes.c_void_p, llama_cpp.ggml_abort_callback, ctypes.c_void_p]
         self._set_abort.restype = None
         self._adapters: dict[str, Any] = {}
+        self._adapter_paths: dict[str, Path] = {}
         self._scales: dict[str, float] = {}
         # One llama.cpp context per adapter setting, on the same model weights: a LoRA changes
         # the keys and values, so a context's KV cache is valid only under the adapters it was
@@ -121,6 +122,7 @@ class LlamaCppBackend:
         if not ptr:
             raise ModelFileError(f"llama.cpp could not load the adapter {path} on this model")
         self._adapters[name] = ptr
+        self._adapter_paths[name] = Path(path)
 
     @property
     def adapters(self) -> dict[str, float]:
@@ -171,6 +173,11 @@ class LlamaCppBackend:
             raise RuntimeError("llama.cpp refused the adapter set")
         context.ctx.kv_cache_clear()
         return _Context(context.ctx, context.input_ids, 0)
+
+    @property
+    def cached_tokens(self) -> int:
+        """Tokens the KV cache of the context in use holds."""
+        return int(self._llm.n_tokens)
 
     @property
     def contexts(self) -> int:
@@ -268,6 +275,57 @@ class LlamaCppBackend:
         if reuse < len(prompt):
             self._llm.n_tokens = reuse
             self._eval(prompt[reuse:])
+
+    def warm_start(self, prefix: list[int]) -> None:
+        """Start an empty cache from a saved state of `prefix` (a session's system prompt and
+        tool schemas, the same for every session with these tools): loaded when this model,
+        adapter setting and context size saved one, else evaluated and saved for next time.
+        Does nothing when the cache holds anything already."""
+        if self._llm.n_tokens or not prefix or len(prefix) >= self.n_ctx:
+            return
+        import llama_cpp
+
+        path = self._state_path(prefix)
+        ctx = self._llm._ctx.ctx
+        if path.exists():
+            buf = (llama_cpp.llama_token * len(prefix))()
+            count = ctypes.c_size_t(0)
+            ok = llama_cpp.llama_state_seq_load_file(
+                ctx, str(path).encode(), 0, buf, len(prefix), ctypes.byref(count)
+            )
+            if ok and list(buf[: count.value]) == prefix:
+                self._llm.input_ids[: len(prefix)] = prefix
+                self._llm.n_tokens = len(prefix)
+                return
+            self._llm._ctx.kv_cache_clear()  # unreadable or another prefix: evaluate it again
+            log.debug("prompt state %s not used", path)
+        self.prefill(prefix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        tokens = (llama_cpp.llama_token * len(prefix))(*prefix)
+        if llama_cpp.llama_state_seq_save_file(ctx, str(partial).encode(), 0, tokens, len(prefix)):
+            os.replace(partial, path)  # whole or absent: a reader never sees half a state
+        else:
+            partial.unlink(missing_ok=True)
+
+    def _state_path(self, prefix: list[int]) -> Path:
+        """Where a prefix's state lives: named by everything the cache depends on (the model
+        and adapter files, the scales, the context size, llama.cpp's version, the tokens)."""
+        import hashlib
+
+        import llama_cpp
+
+        from edgeagent.paths import home
+
+        digest = hashlib.sha256()
+        files = [Path(self.model_path), *(self._adapter_paths[k] for k in sorted(self._scales))]
+        for f in files:
+            stat = f.stat()
+            digest.update(f"{f.resolve()}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        digest.update(repr((sorted(self._scales.items()), self.n_ctx)).encode())
+        digest.update(llama_cpp.__version__.encode())
+        digest.update(b"".join(t.to_bytes(4, "little") for t in prefix))
+        return home() / "cache" / "prompt-state" / f"{digest.hexdigest()[:32]}.state"
 
     def check_grammar(self, text: str) -> None:
         """Parse a grammar now (llama.cpp would otherwise parse it inside sampling)."""

@@ -59,11 +59,15 @@ def conversation(name: str, turns: int) -> dict:
             "generations": result.usage.generations,
             "tool_calls": [c.name for c in result.tool_calls],
         })  # fmt: skip
-    later = [r["ttft_s"] for r in rows[1:]]
+
+    def median(key: str) -> float | None:
+        later = [r[key] for r in rows[1:]]
+        return round(statistics.median(later), 4) if later else None
+
     return {
         "ttft_turn1_s": rows[0]["ttft_s"],
-        "total_median_turns_2_10_s": round(statistics.median(r["total_s"] for r in rows[1:]), 3),
-        "ttft_median_turns_2_10_s": round(statistics.median(later), 4),
+        "total_median_turns_2_10_s": median("total_s"),
+        "ttft_median_turns_2_10_s": median("ttft_s"),
         "contexts": backend.contexts,
         "turns": rows,
     }

@@ -251,6 +251,11 @@ class Agent:
             for t in self.tools:
                 self.grammar(allow_answer=True, allow_calls=True, tools=[t])
 
+    @property
+    def _switches_adapter(self) -> bool:
+        """Calls by the adapter, answers by the base model: the adapter goes on and off."""
+        return bool(self.adapter and self._base_answers and self.constrained)
+
     def refusal(self, call: ToolCall, tool: Tool) -> str | None:
         """Why this call may not run, or None: read-only and allowed tools run; the others
         need a yes from `confirm`."""
@@ -556,7 +561,7 @@ class Session:
                 stats=stats,
             )
             return
-        if agent.adapter and agent._base_answers and agent.constrained:
+        if agent._switches_adapter:
             yield from self._calls_by_adapter(prompt, tools, allow_answer, allow_calls, room, stats)
             return
         if agent.decoupled:
@@ -620,7 +625,7 @@ class Session:
         them). The next prompt extends this text, so its cache is reused."""
         agent = self.agent
         prefill = getattr(agent.backend, "prefill", None)
-        if not (agent.adapter and agent._base_answers and agent.constrained and prefill):
+        if not (agent._switches_adapter and prefill):
             return
         visible = self.window.visible(self.messages)
         tokens = agent.backend.tokenize(agent.render(visible, tools, False))

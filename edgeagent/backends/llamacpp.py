@@ -16,6 +16,7 @@ from typing import Any
 from edgeagent.backends import GenerationStats, SamplingParams
 from edgeagent.errors import GrammarError, Interrupted, ModelFileError
 from edgeagent.models import inspect_gguf
+from edgeagent.paths import replace_file
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +305,7 @@ class LlamaCppBackend:
         partial = path.with_name(f".{path.name}.{os.getpid()}")
         tokens = (llama_cpp.llama_token * len(prefix))(*prefix)
         if llama_cpp.llama_state_seq_save_file(ctx, str(partial).encode(), 0, tokens, len(prefix)):
-            os.replace(partial, path)  # whole or absent: a reader never sees half a state
+            replace_file(partial, path)  # whole or absent: a reader never sees half a state
         else:
             partial.unlink(missing_ok=True)
 

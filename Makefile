@@ -58,7 +58,8 @@ test: $(STAMP) $(TRAIN) lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy edgeagent converters targets apps
+	$(BIN)/mypy edgeagent
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

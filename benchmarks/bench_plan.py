@@ -28,7 +28,7 @@ def status(key):
 model, n_ctx = sys.argv[1], int(sys.argv[2])
 from edgeagent.agent import Agent  # what a running agent has imported
 from edgeagent.backends import GenerationStats, SamplingParams
-from edgeagent.backends.onnx import is_onnx_folder
+from edgeagent.models import is_onnx_folder
 if is_onnx_folder(model) or Path(model, "model", "model.onnx").exists():
     import llguidance, onnxruntime, tokenizers  # noqa: F401
 else:
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--bundle", help="a bundle: its manifest's estimate vs its run")
     args = parser.parse_args()
     if args.bundle:
-        from edgeagent.bundle import read_manifest
+        from edgeagent.manifest import read_manifest
 
         manifest = read_manifest(args.bundle)
         got = measure(args.bundle, manifest.n_ctx)

@@ -17,33 +17,50 @@ admits only an answer, so a loop that does not converge still ends with one.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from edgeagent.backends import Backend, GenerationStats, SamplingParams
+from edgeagent.backends import (
+    AdapterSwitching,
+    Backend,
+    GenerationStats,
+    Interruptible,
+    SamplingParams,
+    open_backend,
+)
 from edgeagent.context import ContextWindow, WindowSettings
-from edgeagent.decoupled import DecoupledAdapters, two_phase
+from edgeagent.decoupled import DecoupledAdapters
 from edgeagent.errors import ContextOverflowError, Interrupted
 from edgeagent.grammar import DEFAULT_MAX_STRING_CHARS
+from edgeagent.grammarset import GrammarKey, GrammarSet
 from edgeagent.memory import Embedder, MemoryIndex
-from edgeagent.models import default_adapter_path
+from edgeagent.models import DEFAULT, resolve_adapter
 from edgeagent.pruning import ToolIndex
+from edgeagent.replies import ADAPTER, AdapterCalls, Decoupled, OneModel, Replies
+from edgeagent.results import (
+    Event,
+    RunFinished,
+    RunResult,
+    TextDelta,
+    Timings,
+    ToolCallFinished,
+    ToolCallRecord,
+    ToolCallStarted,
+    Usage,
+)
 from edgeagent.tools import DEFAULT_MAX_RESULT_CHARS, Tool, collect_tools
 from edgeagent.wireformat import (
-    CALL_OPEN,
     DEFAULT_MAX_CALLS,
     CallStream,
     ChatRenderer,
     Message,
     ToolCall,
-    build_grammar,
     parse_reply,
+    reply_kind,
     template_messages,
 )
 
@@ -53,107 +70,10 @@ MIN_REPLY_TOKENS = 32
 #: "auto": the model answers or calls tools; "required": its first reply must call a tool;
 #: "none": it only answers. Small base models rarely choose to call on their own (docs).
 ToolChoice = Literal["auto", "required", "none"]
-#: (answer allowed, calls allowed, names of the tools offered)
-GrammarKey = tuple[bool, bool, tuple[str, ...]]
 #: Asked before a tool with side effects ("write" or "external") runs; False declines the call.
 Confirm = Callable[[ToolCall, Tool], bool]
 #: Tools with side effects that run without asking: their names, or "all" (a trusted script).
 Allow = Iterable[str] | Literal["all"]
-
-
-@dataclass
-class ToolCallRecord:
-    """One executed call: what the model asked for and what came back."""
-
-    name: str
-    arguments: dict[str, Any]
-    result: str
-    ok: bool
-    error: str | None = None
-    duration_s: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Usage:
-    prompt_tokens: int = 0
-    cached_tokens: int = 0  # of prompt_tokens, reused from the KV cache
-    completion_tokens: int = 0
-    generations: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "total_tokens": self.total_tokens}
-
-
-@dataclass
-class Timings:
-    total_s: float = 0.0
-    ttft_s: float = 0.0  # from the call until the first generated text
-    prompt_eval_s: float = 0.0
-    decode_s: float = 0.0
-    tools_s: float = 0.0
-
-    def decode_tokens_per_s(self, tokens: int) -> float:
-        return tokens / self.decode_s if self.decode_s > 0 else 0.0
-
-
-@dataclass
-class RunResult:
-    answer: str
-    tool_calls: list[ToolCallRecord]
-    usage: Usage
-    timings: Timings
-    steps: int = 0
-    duplicates_dropped: int = 0  # repeated calls cut from the model's replies
-    hit_step_limit: bool = False
-    problems: list[str] = field(default_factory=list)  # replies that could not be used
-
-    def to_dict(self) -> dict[str, Any]:
-        timings = asdict(self.timings)
-        # Tokens after the first one, over the time after the first one.
-        decoded = self.usage.completion_tokens - self.usage.generations
-        timings["decode_tokens_per_s"] = round(self.timings.decode_tokens_per_s(decoded), 2)
-        return {
-            "answer": self.answer,
-            "tool_calls": [c.to_dict() for c in self.tool_calls],
-            "usage": self.usage.to_dict(),
-            "timings": timings,
-            "steps": self.steps,
-            "duplicates_dropped": self.duplicates_dropped,
-            "hit_step_limit": self.hit_step_limit,
-            "problems": self.problems,
-        }
-
-
-# Streaming events, in the order they happen.
-@dataclass(frozen=True)
-class TextDelta:
-    text: str
-    kind: str  # "answer" or "call": what the reply turned out to be
-
-
-@dataclass(frozen=True)
-class ToolCallStarted:
-    call: ToolCall
-
-
-@dataclass(frozen=True)
-class ToolCallFinished:
-    record: ToolCallRecord
-
-
-@dataclass(frozen=True)
-class RunFinished:
-    result: RunResult
-
-
-Event = TextDelta | ToolCallStarted | ToolCallFinished | RunFinished
 
 
 class Agent:
@@ -165,7 +85,7 @@ class Agent:
         tools: Iterable[Any] = (),
         *,
         model: str | Path | None = None,
-        adapter: str | Path | None = "default",
+        adapter: str | Path | None = DEFAULT,
         decoupled: str | Path | None = None,
         backend: Backend | None = None,
         n_ctx: int = 2048,
@@ -202,14 +122,14 @@ class Agent:
         # The shipped general adapter, on the embedded model only. It decides whether and how
         # to call (trained with the "calls" mask); answers are the base model's own words.
         # (base_answers None: so for the shipped adapter, which was trained on calls only)
-        self._base_answers = adapter == "default" if base_answers is None else base_answers
-        if adapter == "default":
-            adapter = None if self.decoupled or backend else default_adapter_path(model)
+        self._base_answers = adapter == DEFAULT if base_answers is None else base_answers
+        if adapter == DEFAULT and (self.decoupled or backend):
+            adapter = None
         # a GGUF LoRA adapter applied on the model (edgeagent export lora); None: the bare model
-        self.adapter: Path | None = Path(adapter) if adapter else None
+        self.adapter = resolve_adapter(adapter, model)
         if self.decoupled and adapter:
             raise ValueError("give either adapter or decoupled adapters, not both")
-        if self.decoupled and backend is not None and not hasattr(backend, "set_adapters"):
+        if self.decoupled and backend is not None and not isinstance(backend, AdapterSwitching):
             raise ValueError("decoupled adapters need a backend that switches adapters (llama.cpp)")
         self.n_ctx = n_ctx
         self.n_threads = n_threads
@@ -233,10 +153,9 @@ class Agent:
         self._memory: MemoryIndex | None = memory if isinstance(memory, MemoryIndex) else None
         self._backend = backend
         self._renderer: ChatRenderer | None = None
-        self._grammars: dict[GrammarKey, str] = {}
-        # precompiled (a bundle's grammars.json): a device without llama-cpp-python's
+        # precompiled grammars (a bundle's grammars.json): a device without llama-cpp-python's
         # JSON-Schema converter runs on these
-        self._precompiled: dict[GrammarKey, str] = dict(grammars or {})
+        self.grammars = GrammarSet(max_calls, max_string_chars, grammars)
         # A tool with side effects runs only if it is allowed or the user says yes; with
         # neither it is declined. The model reads tool results, and a result's text must not
         # be able to make it act (docs/security.md).
@@ -245,16 +164,18 @@ class Agent:
         self.allow: frozenset[str] | Literal["all"] = "all" if allow == "all" else frozenset(allow)
         if self.allow != "all" and (unknown := self.allow - self._tool_map.keys()):
             raise ValueError(f"allow names tools the agent does not have: {sorted(unknown)}")
+        self.replies: Replies = (
+            Decoupled()
+            if self.decoupled
+            else AdapterCalls()
+            if self.adapter and self._base_answers and constrained
+            else OneModel()
+        )
         self._lock = threading.Lock()
         self._interrupt = threading.Event()
         if constrained:  # build the grammars now: a schema they cannot express fails here
             for t in self.tools:
                 self.grammar(allow_answer=True, allow_calls=True, tools=[t])
-
-    @property
-    def _switches_adapter(self) -> bool:
-        """Calls by the adapter, answers by the base model: the adapter goes on and off."""
-        return bool(self.adapter and self._base_answers and self.constrained)
 
     def refusal(self, call: ToolCall, tool: Tool) -> str | None:
         """Why this call may not run, or None: read-only and allowed tools run; the others
@@ -273,21 +194,11 @@ class Agent:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            from edgeagent.backends.llamacpp import LlamaCppBackend
-            from edgeagent.backends.onnx import OnnxBackend, is_onnx_folder
-            from edgeagent.models import resolve_model
-
-            if self.model is not None and is_onnx_folder(self.model):
-                if self.adapter or self.decoupled:
-                    raise ValueError("ONNX models run merged: export with --adapter instead")
-                self._backend = OnnxBackend(self.model, n_ctx=self.n_ctx, n_threads=self.n_threads)
-                return self._backend
-            path = resolve_model(self.model)
-            adapters: dict[str, str | Path] = {"adapter": self.adapter} if self.adapter else {}
+            adapters: dict[str, str | Path] = {ADAPTER: self.adapter} if self.adapter else {}
             if self.decoupled:
                 adapters = dict(self.decoupled.backend_adapters())
-            self._backend = LlamaCppBackend(
-                path, n_ctx=self.n_ctx, n_threads=self.n_threads, adapters=adapters
+            self._backend = open_backend(
+                self.model, n_ctx=self.n_ctx, n_threads=self.n_threads, adapters=adapters
             )
         return self._backend
 
@@ -318,21 +229,7 @@ class Agent:
     def grammar(
         self, allow_answer: bool, allow_calls: bool, tools: list[Tool] | None = None
     ) -> str:
-        tools = self.tools if tools is None else tools
-        key = (allow_answer, allow_calls, tuple(t.name for t in tools))
-        if key in self._precompiled:
-            return self._precompiled[key]
-        if key not in self._grammars:
-            if len(self._grammars) > 64:  # pruning makes many tool sets: keep the cache small
-                self._grammars.clear()
-            self._grammars[key] = build_grammar(
-                tools,
-                allow_answer=allow_answer,
-                allow_calls=allow_calls,
-                max_calls=self.max_calls,
-                max_string_chars=self.max_string_chars,
-            )
-        return self._grammars[key]
+        return self.grammars.get(allow_answer, allow_calls, self.tools if tools is None else tools)
 
     def reply_kinds(self, step: int, tools: list[Tool] | None = None) -> tuple[bool, bool]:
         """(answer allowed, calls allowed) for the reply at `step`. The last step answers, so a
@@ -354,7 +251,7 @@ class Agent:
         import dataclasses
 
         from edgeagent.backends.llamacpp import default_threads
-        from edgeagent.bundle import inside, load_grammars, read_manifest
+        from edgeagent.manifest import inside, load_grammars, read_manifest
         from edgeagent.toolsource import load_tools
 
         root = Path(bundle)
@@ -383,9 +280,8 @@ class Agent:
         next prompt batch, token or tool call, and the turn is taken back. A tool already
         running finishes first."""
         self._interrupt.set()
-        stop = getattr(self._backend, "interrupt", None)
-        if stop is not None:
-            stop()
+        if isinstance(self._backend, Interruptible):
+            self._backend.interrupt()
 
     def _check_interrupt(self) -> None:
         if self._interrupt.is_set():
@@ -441,9 +337,8 @@ class Session:
         """Run one user turn, yielding text as it is generated and each tool call as it runs."""
         agent = self.agent
         agent._interrupt.clear()
-        clear = getattr(agent._backend, "clear_interrupt", None)
-        if clear is not None:
-            clear()
+        if isinstance(agent._backend, Interruptible):
+            agent._backend.clear_interrupt()
         start = time.perf_counter()
         checkpoint, records_checkpoint = len(self.messages), len(self.records)
         recalled = self.window.recall(prompt)
@@ -472,7 +367,9 @@ class Session:
                             if not timings.ttft_s:
                                 timings.ttft_s = time.perf_counter() - start
                             keep_going = stream.feed(piece)
-                            kind = kind or ("call" if stream.text.startswith("<") else "answer")
+                            # under the grammar an answer never starts with '<'
+                            kind = kind or ("answer" if reply_kind(stream.text) == "answer"
+                                            else "call")  # fmt: skip
                             yield TextDelta(piece, kind)
                             if not keep_going:
                                 break
@@ -484,7 +381,7 @@ class Session:
                 reply = parse_reply(text, tools if agent.constrained else agent.tools)
                 duplicates += reply.duplicates_dropped + stream.repeated
                 problems += [f"reply {steps}: {p}" for p in reply.problems]
-                if text.startswith(CALL_OPEN) and not reply.is_call:
+                if reply_kind(text) == "call" and not reply.is_call:
                     # A call cut off by max_tokens (or malformed, without the grammar): nothing
                     # to run, and its text is no answer. Ask for the answer instead.
                     problems.append(f"reply {steps}: incomplete call ({stats.stop_reason})")
@@ -493,7 +390,7 @@ class Session:
                 if not reply.is_call:
                     answer = reply.text
                     self.messages.append(Message("assistant", answer))
-                    self._catch_up(tools)
+                    agent.replies.after_answer(self, tools)
                     break
                 fresh = [c for c in reply.calls if c not in executed]
                 if not fresh:
@@ -547,94 +444,10 @@ class Session:
                 f"{backend.n_ctx}, and {MIN_REPLY_TOKENS} must stay free for the reply",
                 hint="shorten the prompt, offer fewer tools, or raise n_ctx",
             )
-        if agent.decoupled and allow_calls and agent.constrained:
-            yield from two_phase(
-                backend,
-                agent.decoupled,
-                agent.render(visible, tools),
-                prompt,
-                tools,
-                allow_answer=allow_answer,
-                sampling=agent.sampling,
-                max_tokens=min(agent.max_tokens, room),
-                max_string_chars=agent.max_string_chars,
-                stats=stats,
-            )
-            return
-        if agent._switches_adapter:
-            yield from self._calls_by_adapter(prompt, tools, allow_answer, allow_calls, room, stats)
-            return
-        if agent.decoupled:
-            backend.set_adapters({})  # type: ignore[attr-defined]  # answers: the base model
-        self._warm_start(tools)
-        grammar = agent.grammar(allow_answer, allow_calls, tools) if agent.constrained else None
-        yield from backend.generate(
-            prompt,
-            grammar=grammar,
-            sampling=agent.sampling,
-            max_tokens=min(agent.max_tokens, room),
-            stats=stats,
+        max_tokens = min(agent.max_tokens, room)
+        yield from agent.replies.generate(
+            self, prompt, tools, allow_answer, allow_calls, max_tokens, stats
         )
-
-    def _calls_by_adapter(
-        self,
-        prompt: list[int],
-        tools: list[Tool],
-        allow_answer: bool,
-        allow_calls: bool,
-        room: int,
-        stats: GenerationStats,
-    ) -> Generator[str, None, None]:
-        """The reply under the tool-call adapter until it shows a call or an answer; a call is
-        finished by the adapter, an answer is written again by the base model (adapter off).
-        Each switch costs one prompt evaluation (llama.cpp drops the KV cache)."""
-        agent = self.agent
-        backend: Any = agent.backend
-        kw = {"sampling": agent.sampling, "max_tokens": min(agent.max_tokens, room), "stats": stats}
-        if allow_calls:
-            backend.set_adapters({"adapter": 1.0})
-            self._warm_start(tools)
-            grammar = agent.grammar(allow_answer, True, tools)
-            pieces = backend.generate(prompt, grammar=grammar, **kw)
-            text = ""
-            for piece in pieces:
-                text += piece
-                if text.startswith(CALL_OPEN):
-                    yield text
-                    yield from pieces
-                    return
-                if not CALL_OPEN.startswith(text):
-                    break  # an answer: the base model writes it
-            pieces.close()
-        backend.set_adapters({})
-        self._warm_start(tools)
-        yield from backend.generate(prompt, grammar=agent.grammar(True, False, tools), **kw)
-
-    def _warm_start(self, tools: list[Tool]) -> None:
-        """A fresh cache starts from the saved state of the system prompt with these tools
-        (every session's first ~1,000 tokens), where the backend can save and load states."""
-        warm = getattr(self.agent.backend, "warm_start", None)
-        if warm is not None and self.agent.backend.cached_tokens == 0:  # type: ignore[attr-defined]
-            agent = self.agent
-            warm(agent.backend.tokenize(agent.render([], tools, add_generation_prompt=False)))
-
-    def _catch_up(self, tools: list[Tool]) -> None:
-        """After an answer the base model wrote, evaluate the conversation so far in the
-        adapter's context too, while the user reads: the next turn starts there, and would
-        otherwise first evaluate this turn's tool results and answer (up to max_tokens of
-        them). The next prompt extends this text, so its cache is reused."""
-        agent = self.agent
-        prefill = getattr(agent.backend, "prefill", None)
-        if not (agent._switches_adapter and prefill):
-            return
-        visible = self.window.visible(self.messages)
-        tokens = agent.backend.tokenize(agent.render(visible, tools, False))
-        if len(tokens) >= agent.backend.n_ctx:
-            return  # the next turn's window evicts first anyway
-        with agent._lock:
-            agent.backend.set_adapters({"adapter": 1.0})  # type: ignore[attr-defined]
-            with contextlib.suppress(Interrupted):  # the answer stands; the next turn goes on
-                prefill(tokens)
 
     def _execute(self, call: ToolCall) -> ToolCallRecord:
         tool = self.agent._tool_map.get(call.name)
@@ -644,7 +457,9 @@ class Session:
         refusal = self.agent.refusal(call, tool)
         if refusal:
             result = refusal[:1].upper() + refusal[1:] + "."
-            return ToolCallRecord(call.name, call.arguments, result, False, refusal)
+            return ToolCallRecord(
+                call.name, call.arguments, result, False, refusal, status="declined"
+            )
         outcome = tool.invoke(call.arguments, max_chars=self.agent.max_result_chars)
         return ToolCallRecord(
             call.name,

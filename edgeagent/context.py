@@ -102,10 +102,11 @@ class ContextWindow:
             metadata={"session": self.session_id, "turn": self.evicted_turns},
         )
 
-    def recall(self, query: str) -> str:
-        """The recalled slot for a new user turn: the best memories, bounded in size."""
+    def recall(self, query: str) -> tuple[str, ...]:
+        """The recalled slot for a new user turn: the best memories, each on one line, bounded
+        in size."""
         if self.memory is None or self.settings.recall_k <= 0:
-            return ""
+            return ()
         hits = self.memory.search(
             query, k=self.settings.recall_k, kind=list(self.settings.memory_kinds)
         )
@@ -117,6 +118,6 @@ class ContextWindow:
             if room <= 20:
                 break
             text = text if len(text) <= room else text[: room - 1] + "…"
-            lines.append(f"- {text}")
+            lines.append(text)
             size += len(text) + 3
-        return "\n".join(lines)
+        return tuple(lines)

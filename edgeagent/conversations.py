@@ -4,6 +4,11 @@ A conversation is a session's messages, its tool-call records and where its cont
 starts, so a resumed conversation evicts nothing twice and recalls what it evicted before.
 Every save is one transaction: a killed process leaves the last finished turn.
 
+The tables are this module's own, versioned in the memory file's meta table
+(`conversations_version`); a file written by an older edgeagent is upgraded when it is opened,
+in one transaction, by the migrations below (version 1: the tables the memory index created
+before they had a version of their own).
+
     store = Conversations(agent.memory)
     session = agent.session()
     session.send("Start a 12 minute timer")
@@ -14,18 +19,95 @@ Every save is one transaction: a killed process leaves the last finished turn.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from edgeagent.errors import EdgeAgentError
 from edgeagent.memory import MemoryIndex
+from edgeagent.results import ToolCallRecord
 from edgeagent.wireformat import Message, ToolCall
 
 if TYPE_CHECKING:
-    from edgeagent.agent import Agent, Session, ToolCallRecord
+    from edgeagent.agent import Agent, Session
 
 TITLE_CHARS = 48
+SCHEMA_VERSION = 2
+_VERSION_KEY = "conversations_version"
+
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    window_start INTEGER NOT NULL DEFAULT 0,
+    evicted_turns INTEGER NOT NULL DEFAULT 0
+)""",
+    """CREATE TABLE IF NOT EXISTS messages (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    calls TEXT NOT NULL DEFAULT '[]',
+    name TEXT NOT NULL DEFAULT '',
+    recalled TEXT NOT NULL DEFAULT '[]',
+    record TEXT,
+    PRIMARY KEY (conversation_id, seq)
+)""",
+)
+
+
+def _v1_to_v2(conn: sqlite3.Connection) -> None:
+    """Version 2: recalled memories as a JSON list (version 1 kept "- " lines of text), and a
+    call record's status (version 1 kept ok and the error's text)."""
+    rows = conn.execute("SELECT rowid, recalled, record FROM messages").fetchall()
+    for rowid, recalled, record in rows:
+        memories = [line[2:] for line in recalled.splitlines() if line.startswith("- ")]
+        fields = json.loads(record) if record else None
+        if fields is not None:
+            error = fields.get("error") or ""
+            declined = error.startswith("the user declined") or " was not run: " in error
+            fields["status"] = "ran" if fields.get("ok", True) else (
+                "declined" if declined else "error"
+            )  # fmt: skip
+        conn.execute(
+            "UPDATE messages SET recalled = ?, record = ? WHERE rowid = ?",
+            (json.dumps(memories, ensure_ascii=False),
+             json.dumps(fields, ensure_ascii=False) if fields is not None else None, rowid),
+        )  # fmt: skip
+
+
+#: MIGRATIONS[n] upgrades a file from version n to n + 1
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2}
+
+
+def ensure_schema(memory: MemoryIndex) -> None:
+    """Create the tables, or upgrade them to SCHEMA_VERSION, in one transaction."""
+    with memory.transaction() as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (_VERSION_KEY,)).fetchone()
+        if row is not None:
+            version = int(row[0])
+        else:  # an older file has the tables but no version of theirs: version 1
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages'").fetchone()
+            version = 1 if found else SCHEMA_VERSION
+        if version > SCHEMA_VERSION:
+            raise EdgeAgentError(
+                f"{memory.path}: its conversations were written by a newer edgeagent "
+                f"(version {version}; this one reads up to {SCHEMA_VERSION})",
+                hint="upgrade edgeagent, or use another memory file",
+            )
+        for statement in _TABLES:
+            conn.execute(statement)
+        for step in range(version, SCHEMA_VERSION):
+            MIGRATIONS[step](conn)
+        conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+            (_VERSION_KEY, str(SCHEMA_VERSION)),
+        )
 
 
 @dataclass(frozen=True)
@@ -42,6 +124,7 @@ class Conversations:
 
     def __init__(self, memory: MemoryIndex) -> None:
         self.memory = memory
+        ensure_schema(memory)
 
     def list(self) -> list[ConversationInfo]:
         """Every saved conversation, the most recently used first."""
@@ -68,7 +151,7 @@ class Conversations:
                     msg.content,
                     json.dumps([c.to_dict() for c in msg.calls], ensure_ascii=False),
                     msg.name,
-                    msg.recalled,
+                    json.dumps(list(msg.recalled), ensure_ascii=False),
                     json.dumps(_record_fields(record), ensure_ascii=False) if record else None,
                 )
             )
@@ -94,8 +177,6 @@ class Conversations:
 
     def resume(self, agent: Agent, conversation_id: str) -> Session:
         """A session of `agent` that goes on from the saved conversation."""
-        from edgeagent.agent import ToolCallRecord
-
         found = self.memory.query(
             "SELECT window_start, evicted_turns FROM conversations WHERE id = ?",
             (conversation_id,),
@@ -114,7 +195,8 @@ class Conversations:
         )
         for role, content, calls, name, recalled, record in rows:
             parsed = [ToolCall(c["name"], c["arguments"]) for c in json.loads(calls)]
-            session.messages.append(Message(role, content, parsed, name, recalled))
+            memories = tuple(json.loads(recalled))
+            session.messages.append(Message(role, content, parsed, name, memories))
             if role == "tool":
                 fields = json.loads(record) if record else {}
                 arguments: dict[str, Any] = fields.get("arguments", {})
@@ -146,6 +228,7 @@ def _record_fields(record: ToolCallRecord) -> dict[str, Any]:
         "ok": record.ok,
         "error": record.error,
         "duration_s": record.duration_s,
+        "status": record.status,
     }
 
 
@@ -154,4 +237,5 @@ def _known(fields: dict[str, Any]) -> dict[str, Any]:
         "ok": fields.get("ok", True),
         "error": fields.get("error"),
         "duration_s": fields.get("duration_s", 0.0),
+        "status": fields.get("status"),
     }

@@ -19,16 +19,22 @@ from typing import Any
 from edgeagent.backends import GenerationStats, SamplingParams
 from edgeagent.errors import EdgeAgentError
 from edgeagent.tools import Tool
-from edgeagent.wireformat import CALL_OPEN, build_arguments_grammar, build_selector_grammar
+from edgeagent.wireformat import (
+    ARGUMENTS_SEP,
+    build_arguments_grammar,
+    build_selector_grammar,
+    reply_kind,
+    selected_name,
+)
 
 SELECTOR = "selector"
 # The prompt of phase 2 stops before the space: the model writes ` {` as one token, as it
 # learned to (BPE glues the space to the brace).
-ARGUMENTS_SEP = ', "arguments":'
 
 
 def arguments_adapter(tool: str) -> str:
-    return f"arguments:{tool}"
+    """The name a tool's argument adapter is loaded under, in llama.cpp and in peft alike."""
+    return f"arguments_{tool}"
 
 
 @dataclass(frozen=True)
@@ -82,9 +88,9 @@ def two_phase(
     ):
         text += piece
         yield piece
-    if not text.startswith(CALL_OPEN) or stats.stop_reason == "length":
+    if reply_kind(text) != "call" or stats.stop_reason == "length":
         return  # an answer, or a name cut off by the token budget
-    name = json.loads(text[len(CALL_OPEN) + len('[{"name": ') :])
+    name = selected_name(text)
     tool = next(t for t in tools if t.name == name)
     yield ARGUMENTS_SEP
     backend.set_adapters({arguments_adapter(name): 1.0} if name in adapters.arguments else {})

@@ -263,6 +263,13 @@ DEMO_TOOLS = [
     current_time,
 ]
 
+#: What the terminal assistant suggests under "Try:" (the first also in its input's placeholder).
+SUGGESTED_PROMPTS = [
+    "Start a 12 minute timer for the pasta",
+    "What is 18% of 240?",
+    "Convert 5 miles to km",
+]
+
 #: The demo prompts the docs show: (prompt, the tool it needs or None, arguments the call must
 #: have). The shipped adapter answers each with the right tool, all demo tools offered (a test
 #: and benchmarks/bench_default_adapter.py check it).

@@ -3,6 +3,7 @@ touches them (a truncated or foreign file is refused here with a clear message, 
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -51,9 +52,21 @@ def default_model_path() -> Path:
 DEFAULT_ADAPTER = Path(__file__).parent / "data" / "default-adapter.gguf"
 
 
+#: the adapter argument everywhere (Agent, eval, build, train configs) that means the shipped one
+DEFAULT = "default"
+
+
 def default_adapter_path(model: str | Path | None = None) -> Path | None:
     """The shipped adapter when `model` is the embedded default (None); it fits no other model."""
     return DEFAULT_ADAPTER if model is None and DEFAULT_ADAPTER.exists() else None
+
+
+def resolve_adapter(adapter: str | Path | None, model: str | Path | None = None) -> Path | None:
+    """An adapter argument as a path: "default" is the shipped general adapter on the embedded
+    model (and none on any other model), None or "" is no adapter."""
+    if adapter == DEFAULT:
+        return default_adapter_path(model)
+    return Path(adapter) if adapter else None
 
 
 def is_default_adapter(path: str | Path) -> bool:
@@ -63,6 +76,18 @@ def is_default_adapter(path: str | Path) -> bool:
     if not DEFAULT_ADAPTER.exists() or path.stat().st_size != DEFAULT_ADAPTER.stat().st_size:
         return False
     return path.read_bytes() == DEFAULT_ADAPTER.read_bytes()
+
+
+#: an `edgeagent export onnx` folder holds this graph (with config.json and the tokenizer)
+ONNX_MODEL_FILE = "model.onnx"
+#: prompt tokens per forward pass of the ONNX backend: at 2,048 tokens of context, 256 peaks at
+#: 820 MB resident, 512 at 987 MB and 128 at 769 MB, 10% slower (SmolLM2-135M int8,
+#: benchmarks/bench_plan.py). The planner's compute term uses it too.
+ONNX_PREFILL_CHUNK = 256
+
+
+def is_onnx_folder(path: str | Path) -> bool:
+    return Path(path).is_dir() and (Path(path) / ONNX_MODEL_FILE).exists()
 
 
 def resolve_model(model: str | Path | None) -> Path:
@@ -310,3 +335,17 @@ def _quantization(fields: dict[str, Any], tensors: list[TensorInfo]) -> str:
     if not counts:
         return "unknown"
     return GGMLQuantizationType(counts.most_common(1)[0][0]).name
+
+
+def file_fingerprint(path: str | Path) -> str | None:
+    """SHA-256 of a model file, or of every file of a model folder in name order."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    if not files or not all(p.exists() for p in files):
+        return None
+    digest = hashlib.sha256()
+    for p in files:
+        with p.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()

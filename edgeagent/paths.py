@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -27,6 +29,32 @@ def swap_in(new: Path, target: Path) -> None:
     os.replace(new, target)
     _fsync(target.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def publishing(target: Path) -> Iterator[Path]:
+    """A temporary path beside `target` to write a file or a folder into; when the block ends
+    without an error it is published at `target` durably (replace_file or swap_in), and in every
+    case the temporary is gone: a killed or failed writer never leaves a `target` that looks
+    whole. The one way edgeagent writes an output."""
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    _remove(tmp)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield tmp
+        if tmp.is_dir():
+            swap_in(tmp, target)
+        else:
+            replace_file(tmp, target)
+    finally:
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def replace_file(new: Path, target: Path) -> None:

@@ -77,7 +77,8 @@ class Message:
     content: str = ""
     calls: list[ToolCall] = field(default_factory=list)  # assistant turns that call tools
     name: str = ""  # tool turns: which tool produced this result
-    recalled: str = ""  # user turns: memories recalled for this turn (edgeagent.context)
+    #: user turns: the memories recalled for this turn (edgeagent.context), each on one line
+    recalled: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,8 @@ def template_messages(
         elif msg.role == "tool":
             out.append({"role": "tool", "content": format_tool_result(msg.name, msg.content)})
         elif msg.role == "user" and msg.recalled:
-            content = f"{RECALL_HEADER}\n{msg.recalled}\n\n{msg.content}"
+            memories = "\n".join(f"- {m}" for m in msg.recalled)
+            content = f"{RECALL_HEADER}\n{memories}\n\n{msg.content}"
             out.append({"role": "user", "content": content})
         else:
             out.append({"role": msg.role, "content": msg.content})
@@ -223,16 +225,70 @@ def build_grammar(
     return "\n".join([f"root ::= {' | '.join(branches)}", *lines])
 
 
+_NAME_KEY = '{"name": '
+#: a decoupled reply's selector phase ends after the tool's name; the argument phase goes on
+#: after this
+ARGUMENTS_SEP = ', "arguments":'
+#: the fixed text of a call list before the first tool's name
+SELECT_HEAD = CALL_OPEN + "[" + _NAME_KEY
+
+
 def call_head(name: str) -> str:
     """The fixed text of a call before its arguments (the canonical form, as rendered)."""
-    return '{"name": ' + json.dumps(name) + ', "arguments": '
+    return _NAME_KEY + json.dumps(name) + ARGUMENTS_SEP + " "
+
+
+def call_prefix(name: str) -> str:
+    """A one-call list up to its arguments, without the space before them (a model writes
+    ` {` as one token)."""
+    return SELECT_HEAD + json.dumps(name) + ARGUMENTS_SEP
+
+
+def selected_name(text: str) -> str:
+    """The tool name a selector phase wrote: `text` is SELECT_HEAD and a JSON string."""
+    return str(json.loads(text[len(SELECT_HEAD) :]))
+
+
+ReplyKind = Literal["call", "answer", ""]
+
+
+def reply_kind(text: str) -> ReplyKind:
+    """What a reply is from its first characters: a call (it opens the call tag), an answer,
+    or "" while the text could still become the tag."""
+    if text.startswith(CALL_OPEN):
+        return "call"
+    return "" if CALL_OPEN.startswith(text) else "answer"
+
+
+@dataclass(frozen=True)
+class CallSpans:
+    """Where one call's parts are in a rendered call list: (start, end) offsets."""
+
+    name: tuple[int, int]  # the JSON string of the tool's name
+    arguments: tuple[int, int]  # the arguments object
+
+
+def call_spans(text: str, start: int, calls: Sequence[ToolCall]) -> list[CallSpans]:
+    """The spans of each call of a canonical call list rendered at `text[start:]`."""
+    if not text.startswith(CALL_OPEN, start):
+        raise ValueError("no call list at this offset")
+    spans, pos = [], start
+    for call in calls:
+        head = call_head(call.name)
+        at = text.index(head, pos) + len(_NAME_KEY)
+        name = (at, at + len(json.dumps(call.name)))
+        args_at = text.index(head, pos) + len(head)
+        args = json.dumps(call.arguments, ensure_ascii=False)
+        spans.append(CallSpans(name, (args_at, args_at + len(args))))
+        pos = args_at + len(args)
+    return spans
 
 
 def build_selector_grammar(tools: Sequence[Tool], *, allow_answer: bool = True) -> str:
     """Phase 1 of a decoupled (DualTune) reply: an answer, or the call marker and one offered
     tool's name; generation ends after the name's closing quote."""
     names = " | ".join(gbnf_literal(json.dumps(t.name)) for t in tools)
-    head = gbnf_literal(CALL_OPEN + '[{"name": ')
+    head = gbnf_literal(SELECT_HEAD)
     rules = [f"select ::= {head} ({names})"]
     branches = ["select"]
     if allow_answer:

@@ -54,8 +54,8 @@ def hf_tokenizer():
     """The embedded model's tokenizer as a transformers tokenizer, read from its GGUF (needs the
     train extra): for tiny models built from a config."""
     pytest.importorskip("transformers")
+    from edgeagent.basemodel import load_gguf_tokenizer
     from edgeagent.models import default_model_path
-    from edgeagent.train.trainer import load_gguf_tokenizer
 
     return load_gguf_tokenizer(default_model_path())
 

@@ -15,14 +15,9 @@ from pathlib import Path
 import pytest
 
 from edgeagent.agent import Agent
-from edgeagent.bundle import (
-    MANIFEST,
-    BundleError,
-    build_bundle,
-    file_sha256,
-    read_manifest,
-    verify_bundle,
-)
+from edgeagent.bundle.build import build_bundle
+from edgeagent.bundle.verify import verify_bundle
+from edgeagent.manifest import MANIFEST, BundleError, file_sha256, read_manifest
 from edgeagent.models import DEFAULT_ADAPTER, default_model_path
 from tests.test_cli import cli
 
@@ -167,7 +162,7 @@ def test_an_unknown_target_lists_the_known_ones(tmp_path):
 
 
 def test_a_failed_build_leaves_nothing(tmp_path, monkeypatch):
-    import edgeagent.bundle as bundle
+    import edgeagent.bundle.build as bundle
 
     def fail(*_):
         raise OSError("disk full")
@@ -185,7 +180,7 @@ def test_a_killed_build_leaves_no_bundle_that_looks_whole(tmp_path):
     script = textwrap.dedent(
         """
         import os, signal, sys
-        import edgeagent.bundle as bundle
+        import edgeagent.bundle.build as bundle
         bundle._write_readme = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
         bundle.build_bundle("rpi5", sys.argv[1])
         """
@@ -254,7 +249,8 @@ def test_a_bundle_brings_its_grammars_for_a_device_without_llama_cpp(rpi5, monke
 def test_grammars_from_other_grammar_code_are_rebuilt_where_possible(rpi5, tmp_path):
     """grammars.json records a digest of the code that wrote it: grammars from another
     edgeagent's wire format are rebuilt here, not trusted."""
-    from edgeagent.bundle import GRAMMARS, grammar_fingerprint
+    from edgeagent.grammarset import fingerprint as grammar_fingerprint
+    from edgeagent.manifest import GRAMMARS
 
     bundle = copy_bundle(rpi5[0], tmp_path / "b")
     data = json.loads((bundle / GRAMMARS).read_text())

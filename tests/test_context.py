@@ -55,7 +55,8 @@ def test_recall_is_bounded_and_rendered_with_the_user_turn():
         memory.add(f"My locker code is 44{i}7 " + "padding " * 40, kind="turn")
     window = ContextWindow(memory, "s")
     slot = window.recall("what is my locker code")
-    assert slot.count("- ") <= 3 and len(slot) <= window.settings.recall_chars + 10
+    rendered = "\n".join(f"- {m}" for m in slot)
+    assert len(slot) <= 3 and len(rendered) <= window.settings.recall_chars + 10
     backend = ScriptedBackend(["Noted."])
     agent = Agent([set_timer], backend=backend, memory=memory)
     agent.run("what is my locker code")
@@ -131,7 +132,7 @@ def test_200_turns_in_2048_tokens_and_a_fact_from_turn_3_recalled_at_turn_150(ll
         assert result.usage.completion_tokens >= 1 and session.context_tokens <= 2048
         if turn == 150:
             user = session.messages[-2]
-            assert "4417" in user.recalled  # recalled from memory, long after eviction
+            assert "4417" in " ".join(user.recalled)  # recalled from memory, long after eviction
             assert "4417" in agent.render(session.window.visible(session.messages))
     assert session.window.evicted_turns > 150
     assert llama_backend.shifts > 0

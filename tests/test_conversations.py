@@ -99,11 +99,65 @@ def test_an_old_memory_file_gains_the_conversation_tables(tmp_path):
     with MemoryIndex(db) as memory:
         memory.add("an old note")
     conn = sqlite3.connect(db)
-    conn.executescript("DROP TABLE messages; DROP TABLE conversations;")
+    conn.executescript("DROP TABLE IF EXISTS messages; DROP TABLE IF EXISTS conversations;")
     conn.close()
     with MemoryIndex(db) as memory:
         assert Conversations(memory).list() == []
         assert memory.search("old note")[0].text == "an old note"
+
+
+# The tables as edgeagent's memory index created them before they had a version (version 1).
+V1_TABLES = """
+CREATE TABLE conversations (id TEXT PRIMARY KEY, title TEXT NOT NULL, created_at REAL NOT NULL,
+    updated_at REAL NOT NULL, window_start INTEGER NOT NULL DEFAULT 0,
+    evicted_turns INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE messages (conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,
+    calls TEXT NOT NULL DEFAULT '[]', name TEXT NOT NULL DEFAULT '',
+    recalled TEXT NOT NULL DEFAULT '', record TEXT, PRIMARY KEY (conversation_id, seq));
+INSERT INTO conversations VALUES ('c1', 'Delete my files', 1.0, 2.0, 0, 0);
+INSERT INTO messages VALUES ('c1', 0, 'user', 'Delete my files', '[]', '',
+    '- my files are in ~/docs' || char(10) || '- the backup runs at 9', NULL);
+INSERT INTO messages VALUES ('c1', 1, 'assistant', '',
+    '[{"name": "delete_files", "arguments": {}}]', '', '', NULL);
+INSERT INTO messages VALUES ('c1', 2, 'tool', 'The user declined to run delete_files.', '[]',
+    'delete_files', '', '{"arguments": {}, "ok": false, "error": "the user declined to run delete_files", "duration_s": 0.0}');
+INSERT INTO messages VALUES ('c1', 3, 'assistant', 'I did not delete anything.', '[]', '', '', NULL);
+"""
+
+
+def test_a_version_1_file_is_upgraded_and_resumes(tmp_path):
+    """A memory file whose conversations an older edgeagent wrote: recalled memories as "- "
+    lines, call records without a status. Opened, it is upgraded once, in place."""
+    from edgeagent.conversations import SCHEMA_VERSION
+
+    db = tmp_path / "v1.db"
+    MemoryIndex(db).close()
+    conn = sqlite3.connect(db)
+    conn.executescript(V1_TABLES)
+    conn.close()
+    agent = agent_on(db, [])
+    session = Conversations(agent.memory).resume(agent, "c1")
+    assert session.messages[0].recalled == ("my files are in ~/docs", "the backup runs at 9")
+    assert [(r.name, r.ok, r.status) for r in session.records] == [
+        ("delete_files", False, "declined")
+    ]
+    assert session.messages[3].content == "I did not delete anything."
+    version = agent.memory.query("SELECT value FROM meta WHERE key = 'conversations_version'")
+    assert version == [(str(SCHEMA_VERSION),)]
+    # a second opening finds it current and changes nothing
+    again = agent_on(db, [])
+    assert Conversations(again.memory).resume(again, "c1").messages == session.messages
+
+
+def test_a_file_from_a_newer_edgeagent_is_refused(tmp_path):
+    db = tmp_path / "new.db"
+    with MemoryIndex(db) as memory:
+        Conversations(memory)
+        with memory.transaction() as conn:
+            conn.execute("UPDATE meta SET value = '99' WHERE key = 'conversations_version'")
+    with MemoryIndex(db) as memory, pytest.raises(EdgeAgentError, match="newer edgeagent"):
+        Conversations(memory)
 
 
 def test_titles_are_one_line_and_short():

@@ -38,7 +38,7 @@ def random_adapter(tmp_path_factory):
     Q4 arithmetic (llama.cpp) vs float arithmetic (transformers)."""
     from peft import LoraConfig, get_peft_model
 
-    from edgeagent.train.trainer import load_base
+    from edgeagent.basemodel import load_base
 
     model, tok = load_base(default_model_path())
     ids = tok(PROMPT, add_special_tokens=False)["input_ids"]

@@ -195,8 +195,8 @@ def test_a_cut_off_checkpoint_is_discarded_and_a_different_run_is_not_resumed(tm
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
 def test_qlora_without_cuda_is_refused_with_a_hint(tmp_path):
+    from edgeagent.basemodel import load_base
     from edgeagent.errors import EdgeAgentError
-    from edgeagent.train.trainer import load_base
 
     with pytest.raises(EdgeAgentError, match="needs a CUDA GPU") as info:
         load_base(default_model_path(), quantization="nf4")
@@ -358,8 +358,8 @@ def test_decoupled_training_and_two_phase_inference(tiny, tmp_path):
 
 
 def test_a_base_that_cannot_load_is_refused_before_training(tmp_path):
+    from edgeagent.basemodel import load_base
     from edgeagent.errors import EdgeAgentError
-    from edgeagent.train.trainer import load_base
 
     with pytest.raises(EdgeAgentError, match="does not exist"):
         load_base(tmp_path / "missing.gguf")

@@ -3,8 +3,9 @@ prefix, sample under a grammar, stream text. The agent loop does not know which 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 
@@ -62,3 +63,62 @@ class Backend(Protocol):
         """Stream the reply's text. The KV cache of the longest prefix shared with the previous
         call is reused; closing the iterator stops generation."""
         ...
+
+
+# Abilities some backends have (llama.cpp has all of them, onnxruntime the first): the agent
+# asks `isinstance(backend, Interruptible)` rather than probing for attributes.
+@runtime_checkable
+class Interruptible(Protocol):
+    def interrupt(self) -> None:
+        """Stop the generation running now, from another thread."""
+        ...
+
+    def clear_interrupt(self) -> None: ...
+
+
+@runtime_checkable
+class AdapterSwitching(Protocol):
+    def set_adapters(self, scales: dict[str, float]) -> None:
+        """Apply the loaded adapters named here at these scales, and no others."""
+        ...
+
+
+@runtime_checkable
+class PromptCaching(Protocol):
+    @property
+    def cached_tokens(self) -> int:
+        """Tokens whose KV cache the current context holds."""
+        ...
+
+    def prefill(self, prompt: list[int]) -> None:
+        """Evaluate a prompt into the cache without generating."""
+        ...
+
+    def warm_start(self, prefix: list[int]) -> None:
+        """Start an empty cache from a saved state of this prefix (or save one)."""
+        ...
+
+
+def open_backend(
+    model: str | Path | None,
+    *,
+    n_ctx: int = 2048,
+    n_threads: int | None = None,
+    adapters: Mapping[str, str | Path] | None = None,
+) -> Backend:
+    """The backend for a model: an `edgeagent export onnx` folder runs on onnxruntime, anything
+    else is a GGUF file for llama.cpp (None: the embedded default model), with its adapters
+    loaded by name."""
+    from edgeagent.models import is_onnx_folder, resolve_model
+
+    if model is not None and is_onnx_folder(model):
+        if adapters:
+            raise ValueError("ONNX models run merged: export with --adapter instead")
+        from edgeagent.backends.onnx import OnnxBackend
+
+        return OnnxBackend(model, n_ctx=n_ctx, n_threads=n_threads)
+    from edgeagent.backends.llamacpp import LlamaCppBackend
+
+    return LlamaCppBackend(
+        resolve_model(model), n_ctx=n_ctx, n_threads=n_threads, adapters=dict(adapters or {})
+    )

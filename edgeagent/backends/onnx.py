@@ -22,8 +22,9 @@ import numpy as np
 from edgeagent.backends import GenerationStats, SamplingParams
 from edgeagent.backends.llamacpp import _Chooser, _run_length, default_threads
 from edgeagent.errors import ContextOverflowError, GrammarError, Interrupted, ModelFileError
+from edgeagent.models import ONNX_MODEL_FILE, ONNX_PREFILL_CHUNK
 
-MODEL_FILE = "model.onnx"
+MODEL_FILE = ONNX_MODEL_FILE
 
 
 class OnnxModel:
@@ -82,9 +83,7 @@ class OnnxModel:
         return outputs[0], present
 
 
-#: prompt tokens per forward pass: at 2,048 tokens of context, 256 peaks at 820 MB resident,
-#: 512 at 987 MB and 128 at 769 MB, 10% slower (SmolLM2-135M int8, benchmarks/bench_plan.py)
-PREFILL_CHUNK = 256
+PREFILL_CHUNK = ONNX_PREFILL_CHUNK
 
 
 class OnnxBackend:
@@ -235,10 +234,6 @@ class OnnxBackend:
 
     def _piece(self, token: int) -> bytes:
         return bytes(self.ll_tokenizer.decode_bytes([token]))
-
-
-def is_onnx_folder(path: str | Path) -> bool:
-    return Path(path).is_dir() and (Path(path) / MODEL_FILE).exists()
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from edgeagent.cli.common import adapter_choice
 from edgeagent.errors import EdgeAgentError
 
 if TYPE_CHECKING:
@@ -80,8 +81,7 @@ def make_agent(
 ) -> Agent:
     """The agent the options describe; `options` are further Agent settings."""
     from edgeagent.agent import Agent
-    from edgeagent.backends.onnx import is_onnx_folder
-    from edgeagent.models import resolve_model
+    from edgeagent.models import is_onnx_folder, resolve_model
     from edgeagent.toolsource import load_tools
 
     if n_ctx:
@@ -103,7 +103,7 @@ def make_agent(
             agent = Agent(
                 load_tools(tools_source),
                 model=model,
-                adapter=None if no_adapter else adapter or "default",
+                adapter=adapter_choice(adapter, no_adapter),
                 decoupled=decoupled,
                 **options,
             )

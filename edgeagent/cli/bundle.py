@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgeagent.cli.common import echo_json, human_bytes, json_option
+from edgeagent.cli.common import adapter_choice, echo_json, human_bytes, json_option
 
 
 @click.command("build")
@@ -36,14 +36,14 @@ def build(
     n_ctx: int | None, force: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Plan, convert and write a bundle for a device, with a manifest of every file's SHA-256."""
-    from edgeagent.bundle import build_bundle
+    from edgeagent.bundle.build import build_bundle
 
     def progress(step: str) -> None:
         if not as_json:
             click.echo(f"· {step}", err=True)
 
     result = build_bundle(
-        target_spec, out, model=model, adapter=None if no_adapter else adapter or "default",
+        target_spec, out, model=model, adapter=adapter_choice(adapter, no_adapter),
         decoupled=decoupled, tools=tools_source, fmt=fmt, quant=quant, n_ctx=n_ctx,
         force=force, progress=progress,
     )  # fmt: skip
@@ -67,7 +67,7 @@ def build(
 def verify(bundle: Path, no_run: bool, as_json: bool) -> None:
     """Check a bundle: manifest, paths, every size and SHA-256, that the model fits its target,
     and one grammar-constrained tool call (tools are not executed). Exit 1 when a check fails."""
-    from edgeagent.bundle import verify_bundle
+    from edgeagent.bundle.verify import verify_bundle
 
     report = verify_bundle(bundle, run=not no_run)
     if as_json:

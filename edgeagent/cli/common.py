@@ -10,6 +10,13 @@ import click
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 
 
+def adapter_choice(adapter: Any, no_adapter: bool) -> Any:
+    """--adapter / --no-adapter as the library's adapter argument ("default": the shipped one)."""
+    from edgeagent.models import DEFAULT
+
+    return None if no_adapter else adapter or DEFAULT
+
+
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 

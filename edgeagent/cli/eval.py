@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from edgeagent.cli.common import echo_json, json_option
+from edgeagent.cli.common import adapter_choice, echo_json, json_option
 from edgeagent.errors import EdgeAgentError
 
 
@@ -113,7 +113,7 @@ def command(
             f"unknown configuration {unknown[0]!r}", hint=f"one of: {', '.join(PRESETS)}"
         )
     configs = [(n, *PRESETS[n]) for n in names] or [("run", not no_adapter, not no_grammar)]
-    evaluator = Evaluator(model, None if no_adapter else adapter or "default", bundle, n_ctx)
+    evaluator = Evaluator(model, adapter_choice(adapter, no_adapter), bundle, n_ctx)
     reports = []
     for name, use_adapter, use_grammar in configs:
         with _progress(name, len(cases), quiet=as_json or not cases) as bar:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from edgeagent.cli.common import echo_json, json_option
+from edgeagent.quantization import gguf_exportable, names
 
 
 @click.group("export")
@@ -78,8 +79,8 @@ def merge(adapter: Path, base: str | None, out: Path, dtype: str, as_json: bool)
 @command.command("gguf")
 @click.option("--base", help="GGUF file or HF folder (default: the embedded model).")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--quant", default="q4_k_m", show_default=True,
-              help="f32, f16, bf16, q8_0, q6_k, q5_k_m, q4_k_m, q4_0 or iq4_nl.")  # fmt: skip
+@click.option("--quant", type=click.Choice(gguf_exportable()), default="q4_k_m",
+              show_default=True)  # fmt: skip
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Compare with the merged model (top-1 agreement, perplexity).")  # fmt: skip
@@ -104,7 +105,7 @@ def gguf(
 @command.command("onnx")
 @click.option("--base", help="GGUF file or HF folder (default: the embedded model).")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--quant", type=click.Choice(["fp32", "int8", "int8-dynamic", "int4"]),
+@click.option("--quant", type=click.Choice(names("onnx")),
               default="int4", show_default=True,
               help="int8/int4: weights in blocks (MatMulNBits); int8-dynamic: onnxruntime's "
               "dynamic quantization.")  # fmt: skip

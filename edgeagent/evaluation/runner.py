@@ -95,19 +95,22 @@ class Evaluator:
         bundle: str | Path | None = None,
         n_ctx: int = 4096,
     ) -> None:
-        from edgeagent.models import default_adapter_path, default_model_path, is_default_adapter
+        from edgeagent.models import (
+            DEFAULT,
+            default_model_path,
+            is_default_adapter,
+            resolve_adapter,
+        )
 
         if bundle:
-            from edgeagent.bundle import inside, read_manifest
+            from edgeagent.manifest import inside, read_manifest
 
             manifest = read_manifest(bundle)
             model = inside(Path(bundle), manifest.model)
-            if adapter == "default":
+            if adapter == DEFAULT:
                 adapter = inside(Path(bundle), manifest.adapter) if manifest.adapter else None
-        if adapter == "default":
-            adapter = default_adapter_path(model)
         self.model = str(model or default_model_path())
-        self.adapter = Path(adapter) if adapter else None
+        self.adapter = resolve_adapter(adapter, model)
         # the shipped general adapter decides calls and leaves answers to the base model
         self.shipped_adapter = self.adapter is not None and is_default_adapter(self.adapter)
         self.n_ctx = n_ctx
@@ -117,7 +120,7 @@ class Evaluator:
     def backend(self) -> Any:
         if self._backend is None:
             from edgeagent.agent import Agent
-            from edgeagent.backends.onnx import is_onnx_folder
+            from edgeagent.models import is_onnx_folder
 
             if self.adapter and is_onnx_folder(self.model):
                 raise EdgeAgentError("ONNX models run merged: evaluate with --no-adapter")

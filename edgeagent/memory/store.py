@@ -51,26 +51,8 @@ END;
 CREATE TRIGGER IF NOT EXISTS entries_ad AFTER DELETE ON entries BEGIN
     INSERT INTO entries_fts(entries_fts, rowid, text) VALUES ('delete', old.id, old.text);
 END;
-CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    window_start INTEGER NOT NULL DEFAULT 0,
-    evicted_turns INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS messages (
-    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    role TEXT NOT NULL,
-    content TEXT NOT NULL,
-    calls TEXT NOT NULL DEFAULT '[]',
-    name TEXT NOT NULL DEFAULT '',
-    recalled TEXT NOT NULL DEFAULT '',
-    record TEXT,
-    PRIMARY KEY (conversation_id, seq)
-);
 """
+# The conversation tables (edgeagent.conversations) are that module's own, with their versions.
 
 
 class MemoryFileError(EdgeAgentError):

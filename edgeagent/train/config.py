@@ -34,11 +34,10 @@ class TrainConfig:
         return self.base
 
     def init_adapter_path(self) -> str | None:
-        if self.init_adapter == "default":
-            from edgeagent.models import DEFAULT_ADAPTER
+        from edgeagent.models import resolve_adapter
 
-            return str(DEFAULT_ADAPTER)
-        return self.init_adapter or None
+        path = resolve_adapter(self.init_adapter)
+        return str(path) if path else None
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:  # type: ignore[assignment]

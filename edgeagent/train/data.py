@@ -220,18 +220,12 @@ def example_to_dict(example: Example) -> dict[str, Any]:
 
 
 def write_jsonl(examples: Iterable[dict[str, Any]], path: str | Path) -> int:
-    """Write examples atomically (temporary name, fsync, rename). Returns the count."""
-    import os
+    """Write examples atomically (edgeagent.paths.publishing). Returns the count."""
+    from edgeagent.paths import publishing
 
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    target.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    with tmp.open("w", encoding="utf-8") as fh:
+    with publishing(Path(path)) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for ex in examples:
             fh.write(json.dumps(ex, ensure_ascii=False) + "\n")
             count += 1
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
     return count

@@ -16,10 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeagent.decoupled import SELECTOR, arguments_adapter
 from edgeagent.tools import Tool
-from edgeagent.wireformat import CALL_OPEN, ChatRenderer, Message, call_head, template_messages
-
-SELECTOR = "selector"
+from edgeagent.wireformat import (
+    CALL_OPEN,
+    SELECT_HEAD,
+    ChatRenderer,
+    Message,
+    call_prefix,
+    template_messages,
+)
 
 
 @dataclass
@@ -33,10 +39,6 @@ class DecoupledCall:
         return self.name is not None and self.error is None
 
 
-def _adapter_name(tool: str) -> str:
-    return f"arguments_{tool}"
-
-
 def load_decoupled(base_model: Any, folder: str | Path) -> Any:
     """A PeftModel holding the selector and every argument adapter of a decoupled folder."""
     from peft import PeftModel
@@ -45,7 +47,7 @@ def load_decoupled(base_model: Any, folder: str | Path) -> Any:
     index = json.loads((folder / "decoupled.json").read_text())
     model = PeftModel.from_pretrained(base_model, folder / index["selector"], adapter_name=SELECTOR)
     for tool, sub in index["arguments"].items():
-        model.load_adapter(folder / sub, adapter_name=_adapter_name(tool))
+        model.load_adapter(folder / sub, adapter_name=arguments_adapter(tool))
     model.eval()
     return model
 
@@ -70,16 +72,16 @@ def two_phase_call(
         first = int(model(torch.tensor([ids])).logits[0, -1].argmax())
     if first != _ids(tokenizer, CALL_OPEN)[0]:
         return DecoupledCall(None, None, None)
-    head = CALL_OPEN + '[{"name": '
+    head = SELECT_HEAD
     scores = [_logprob(model, tokenizer, prompt + head, json.dumps(t.name)) for t in tools]
     chosen = tools[max(range(len(tools)), key=scores.__getitem__)]
 
-    adapter = _adapter_name(chosen.name)
+    adapter = arguments_adapter(chosen.name)
     has_adapter = adapter in model.peft_config
     if has_adapter:
         model.set_adapter(adapter)
     # stop before the space: the model writes ` {` as one token, as it learned to
-    prefix = prompt + CALL_OPEN + "[" + call_head(chosen.name).rstrip()
+    prefix = prompt + call_prefix(chosen.name)
     prefix_ids = _ids(tokenizer, prefix)
     with torch.no_grad(), model.disable_adapter() if not has_adapter else contextlib.nullcontext():
         out = model.generate(

@@ -19,13 +19,12 @@ so any prefix-stable chat template works; a template that is not prefix-stable i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from edgeagent.train.data import Example
-from edgeagent.wireformat import CALL_OPEN, ChatRenderer, Message, call_head, template_messages
+from edgeagent.wireformat import CALL_OPEN, ChatRenderer, Message, call_spans, template_messages
 
 MaskKind = Literal["assistant", "calls", "selector", "arguments"]
 IGNORE = -100  # the label transformers' loss ignores
@@ -77,20 +76,12 @@ def _call_spans(
 ) -> list[tuple[int, int]]:
     """Spans of the call marker and names (selector) or of the argument objects (arguments) in
     a canonical call list."""
-    assert text.startswith(CALL_OPEN, start)
     spans = [(start, start + len(CALL_OPEN))] if mask == "selector" else []
-    pos = start
-    for call in msg.calls:
-        name = json.dumps(call.name)
-        head = call_head(call.name)
-        at = text.index(head, pos)
+    for call, found in zip(msg.calls, call_spans(text, start, msg.calls), strict=True):
         if mask == "selector":
-            spans.append((at + len('{"name": '), at + len('{"name": ') + len(name)))
-        args = json.dumps(call.arguments, ensure_ascii=False)
-        args_at = at + len(head)
+            spans.append(found.name)
         if mask == "arguments" and only_tool in (None, call.name):
-            spans.append((args_at, args_at + len(args)))
-        pos = args_at + len(args)
+            spans.append(found.arguments)
     return spans
 
 

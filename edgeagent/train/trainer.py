@@ -21,15 +21,16 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
 import random
 import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from edgeagent.basemodel import load_base
 from edgeagent.errors import EdgeAgentError
-from edgeagent.paths import fsync_tree, swap_in
+from edgeagent.models import file_fingerprint
+from edgeagent.paths import fsync_tree, publishing, swap_in
 from edgeagent.train.batches import pack_rows, packed_collator, padded_collator, real_tokens
 from edgeagent.train.data import Example
 from edgeagent.train.render import (
@@ -39,7 +40,7 @@ from edgeagent.train.render import (
     render_example,
     tokenize_with_mask,
 )
-from edgeagent.train.trainlog import data_fingerprint, file_fingerprint, run_card, write_log
+from edgeagent.train.trainlog import data_fingerprint, run_card, write_log
 from edgeagent.wireformat import ChatRenderer
 
 log = logging.getLogger(__name__)
@@ -96,103 +97,6 @@ class _Job:
     mask: MaskKind
     examples: list[Example]
     only_tool: str | None = None
-
-
-def load_base(base: str | Path, quantization: str = "none") -> tuple[Any, Any]:
-    """(model, tokenizer) from a GGUF file or a Hugging Face directory; errors name the file."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = Path(base)
-    if not path.exists():
-        raise EdgeAgentError(
-            f"base model {path} does not exist",
-            hint="base = 'default' is the embedded model; or give a .gguf file or an HF folder",
-        )
-    if quantization == "nf4":
-        return _load_nf4(path)
-    try:
-        if path.suffix == ".gguf":
-            from edgeagent.models import inspect_gguf
-
-            inspect_gguf(path)  # a corrupt file is refused here, with the reason
-            model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
-            return model, load_gguf_tokenizer(path)
-        return AutoModelForCausalLM.from_pretrained(str(path)), AutoTokenizer.from_pretrained(
-            str(path)
-        )
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        if isinstance(exc, EdgeAgentError):
-            raise
-        raise EdgeAgentError(f"cannot load base model {path}: {exc}") from None
-
-
-def load_gguf_tokenizer(path: str | Path) -> Any:
-    """The HF tokenizer of a GGUF file, with the file's own special tokens: transformers'
-    conversion takes SmolLM2's <|im_start|> for its end-of-sequence token and adds a BOS the
-    file says not to add (seen with transformers 4.57)."""
-    from transformers import AutoTokenizer
-
-    from edgeagent.models import read_gguf_header
-
-    path = Path(path)
-    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    fields = read_gguf_header(path).fields
-    for role in ("bos", "eos", "unk"):
-        token_id = fields.get(f"tokenizer.ggml.{role}_token_id")
-        if token_id is not None:
-            setattr(tokenizer, f"{role}_token", tokenizer.convert_ids_to_tokens(int(token_id)))
-    if "tokenizer.ggml.add_bos_token" in fields and hasattr(tokenizer, "add_bos_token"):
-        tokenizer.add_bos_token = bool(fields["tokenizer.ggml.add_bos_token"])
-    if fields.get("tokenizer.ggml.model") == "gpt2":
-        # a byte-level BPE decodes with ByteLevel alone; the conversion's chain (ByteFallback,
-        # Fuse, Replace, ByteLevel) decodes the same in transformers but makes llguidance read
-        # "Ġ" as a literal character instead of a space
-        from tokenizers import decoders
-
-        tokenizer.backend_tokenizer.decoder = decoders.ByteLevel()
-    return tokenizer
-
-
-def _load_nf4(path: Path) -> tuple[Any, Any]:
-    """QLoRA: the base in bitsandbytes NF4 with bf16 compute, on the first GPU."""
-    import torch
-
-    if not torch.cuda.is_available():
-        raise EdgeAgentError(
-            "QLoRA (NF4) needs a CUDA GPU and none is visible",
-            hint='use LoRA on the CPU: --set lora.quantization="none"',
-        )
-    from peft import prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-
-    folder = _hf_copy(path) if path.suffix == ".gguf" else path
-    nf4 = BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_compute_dtype=torch.bfloat16,
-        bnb_4bit_use_double_quant=True,
-    )
-    model = AutoModelForCausalLM.from_pretrained(
-        str(folder), quantization_config=nf4, dtype=torch.bfloat16, device_map={"": 0}
-    )
-    return prepare_model_for_kbit_training(model), AutoTokenizer.from_pretrained(str(folder))
-
-
-def _hf_copy(gguf: Path) -> Path:
-    """bitsandbytes quantizes while loading HF weights: dequantize a GGUF once into the cache."""
-    from transformers import AutoModelForCausalLM
-
-    from edgeagent.paths import home
-
-    digest = (file_fingerprint(gguf) or "")[:16]
-    folder = home() / "cache" / "hf" / f"{gguf.stem}-{digest}"
-    if not folder.exists():
-        tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
-        kw = {"gguf_file": gguf.name}
-        AutoModelForCausalLM.from_pretrained(str(gguf.parent), **kw).save_pretrained(tmp)
-        load_gguf_tokenizer(gguf).save_pretrained(tmp)
-        os.replace(tmp, folder)
-    return folder
 
 
 def encode(
@@ -363,9 +267,8 @@ def _prepare_work(work: Path, fingerprint: dict[str, Any], resume: bool) -> None
             )
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(json.dumps(fingerprint, indent=2))
-    os.replace(tmp, marker)
+    with publishing(marker) as tmp:
+        tmp.write_text(json.dumps(fingerprint, indent=2))
 
 
 def _last_checkpoint(folder: Path) -> Path | None:
@@ -514,16 +417,13 @@ def _train_job(
         resumed_from=steps_before or None,
     )
     if trainer.is_world_process_zero():
-        tmp = work / f"{label}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        peft_model.save_pretrained(str(tmp))
-        title = f"LoRA {job.name or 'adapter'} (mask: {job.mask})"
-        write_log(history, tmp, title)
-        if (work / "tensorboard" / label).exists():
-            shutil.move(str(work / "tensorboard" / label), tmp / "tensorboard")
-        (tmp / "result.json").write_text(json.dumps(asdict(result), indent=2))
-        done.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, done)
+        with publishing(done) as tmp:
+            peft_model.save_pretrained(str(tmp))
+            title = f"LoRA {job.name or 'adapter'} (mask: {job.mask})"
+            write_log(history, tmp, title)
+            if (work / "tensorboard" / label).exists():
+                shutil.move(str(work / "tensorboard" / label), tmp / "tensorboard")
+            (tmp / "result.json").write_text(json.dumps(asdict(result), indent=2))
         shutil.rmtree(checkpoints, ignore_errors=True)
     return peft_model.unload(), result  # the base without LoRA layers, for the next job
 

@@ -58,20 +58,6 @@ def data_fingerprint(examples: list[Example]) -> str:
     return digest.hexdigest()
 
 
-def file_fingerprint(path: str | Path) -> str | None:
-    """SHA-256 of a model file, or of every file of a model folder in name order."""
-    path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    if not files or not all(p.exists() for p in files):
-        return None
-    digest = hashlib.sha256()
-    for p in files:
-        with p.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
 def run_card(**fields: Any) -> dict[str, Any]:
     from edgeagent._version import __version__
 

@@ -25,8 +25,8 @@ class UserMessage(Static):
         super().__init__(Text(text), classes="message user")
         self.border_title = "you"
 
-    def show_recalled(self, recalled: str) -> None:
-        count = len([line for line in recalled.splitlines() if line.startswith("- ")])
+    def show_recalled(self, recalled: tuple[str, ...]) -> None:
+        count = len(recalled)
         if count:
             self.border_subtitle = f"{count} memor{'y' if count == 1 else 'ies'} recalled · ^r"
 
@@ -78,10 +78,8 @@ class ToolCallCard(Static):
 
     def finish(self, record: ToolCallRecord) -> None:
         self.record = record
-        declined = not record.ok and (record.error or "").startswith("the user declined")
-        state = "-declined" if declined else "-ok" if record.ok else "-error"
-        self.set_classes(f"card {state}")
-        status = "declined" if declined else "ok" if record.ok else "error"
+        status = "ok" if record.status == "ran" else str(record.status)
+        self.set_classes(f"card -{status}")
         self.border_subtitle = f"{status} · {record.duration_s * 1000:.0f} ms"
         self.update(self._body())
 
@@ -123,8 +121,7 @@ class StatusLine(Static):
         self._show()
 
     def show_speed(self, result: RunResult) -> None:
-        tok_s = result.to_dict()["timings"]["decode_tokens_per_s"]
-        self.speed = f"{tok_s:.0f} tok/s · TTFT {result.timings.ttft_s:.2f} s"
+        self.speed = f"{result.decode_tokens_per_s:.0f} tok/s · TTFT {result.timings.ttft_s:.2f} s"
         self._show()
 
     def show_state(self, state: str) -> None:
@@ -162,5 +159,5 @@ def memories_text(messages: list[Any], stats: dict[str, Any]) -> Text:
         text.append("Nothing recalled in this conversation yet.", style="dim")
     for prompt, memories in reversed(recalled[-3:]):
         text.append(f"for “{prompt[:40]}”:\n", style="italic")
-        text.append(memories + "\n")
+        text.append("".join(f"- {m}\n" for m in memories))
     return text

@@ -17,7 +17,6 @@ The output is written under a temporary name and renamed when complete.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgeagent.errors import EdgeAgentError
-from edgeagent.paths import replace_file
+from edgeagent.paths import publishing
 
 #: HF architecture class -> GGUF architecture name
 SUPPORTED = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
@@ -80,10 +79,8 @@ def hf_to_gguf(hf_dir: str | Path, out: str | Path, outtype: str = "f16") -> Ggu
     for file in files:
         check_safetensors(file, hint="save or copy the model again")
 
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    try:
+    with publishing(out) as tmp:
         writer = gguf.GGUFWriter(str(tmp), arch)
         writer.add_type(gguf.GGUFType.MODEL)
         writer.add_name(str(config.get("_name_or_path") or hf_dir.name))
@@ -118,9 +115,6 @@ def hf_to_gguf(hf_dir: str | Path, out: str | Path, outtype: str = "f16") -> Ggu
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        replace_file(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return GgufExport(str(out), arch, outtype, count, out.stat().st_size)
 
 

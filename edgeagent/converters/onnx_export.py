@@ -23,10 +23,12 @@ from edgeagent.converters.merge import merged_work
 from edgeagent.converters.pipeline import ExportResult
 from edgeagent.converters.selfcheck import compare, general_ids, reference_logits
 from edgeagent.errors import EdgeAgentError
+from edgeagent.models import ONNX_MODEL_FILE
 from edgeagent.paths import swap_in
+from edgeagent.quantization import names
 
-ONNX_QUANTS = ("fp32", "int8", "int8-dynamic", "int4")
-MODEL_FILE = "model.onnx"
+ONNX_QUANTS = names("onnx")
+MODEL_FILE = ONNX_MODEL_FILE
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from edgeagent.converters.hf_gguf import SIDECAR
 from edgeagent.converters.lora_gguf import AdapterMismatchError, read_adapter_config
 from edgeagent.errors import EdgeAgentError
-from edgeagent.paths import swap_in
+from edgeagent.paths import publishing
 
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -37,7 +37,7 @@ def load_merged(base: str | Path, adapter: str | Path | None, dtype: str = "floa
     """(model, tokenizer): the base with the adapter merged in, in `dtype`."""
     import torch
 
-    from edgeagent.train.trainer import load_base
+    from edgeagent.basemodel import load_base
 
     if dtype not in DTYPES:
         raise EdgeAgentError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
@@ -68,9 +68,7 @@ def save_merged(  # type: ignore[no-untyped-def]
 ) -> MergeResult:
     """An HF directory with the tokenizer, chat template and edgeagent.json; atomic."""
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with publishing(out) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         sidecar = {"base": str(base), "adapter": str(adapter) if adapter else None, "dtype": dtype}
@@ -80,9 +78,6 @@ def save_merged(  # type: ignore[no-untyped-def]
             fields = read_gguf_header(Path(base)).fields
             sidecar["tokenizer_pre"] = fields.get("tokenizer.ggml.pre")
         (tmp / SIDECAR).write_text(json.dumps(sidecar, indent=2))
-        swap_in(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     size = sum(f.stat().st_size for f in out.iterdir())
     return MergeResult(str(out), dtype, str(adapter) if adapter else None, size)
 

@@ -9,19 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeagent.errors import EdgeAgentError
-from edgeagent.paths import replace_file
+from edgeagent.paths import publishing
+from edgeagent.quantization import QUANTIZATIONS
 
 #: our name -> the llama_ftype constant's name in llama_cpp
-QUANTS = {
-    "f16": "LLAMA_FTYPE_MOSTLY_F16",
-    "bf16": "LLAMA_FTYPE_MOSTLY_BF16",
-    "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
-    "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K",
-    "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
-    "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
-    "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
-    "iq4_nl": "LLAMA_FTYPE_MOSTLY_IQ4_NL",
-}
+QUANTS = {q.name: q.llama_ftype for q in QUANTIZATIONS if q.llama_ftype}
 
 
 @dataclass
@@ -47,15 +39,10 @@ def quantize_gguf(
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, QUANTS[key])
     params.nthread = threads or len(os.sched_getaffinity(0))
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with publishing(out) as tmp:
         rc = llama_cpp.llama_model_quantize(
             str(src).encode(), str(tmp).encode(), ctypes.byref(params)
         )
         if rc != 0:
             raise EdgeAgentError(f"llama_model_quantize failed on {src} ({quant}, code {rc})")
-        replace_file(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return QuantizeResult(str(out), key, out.stat().st_size)

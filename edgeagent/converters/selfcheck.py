@@ -17,16 +17,9 @@ from typing import Any
 import numpy as np
 
 from edgeagent.errors import EdgeAgentError
+from edgeagent.quantization import QUANTIZATIONS
 
-THRESHOLDS = {
-    "f32": 0.99,
-    "f16": 0.99,
-    "bf16": 0.99,
-    "q8_0": 0.97,
-    "fp32": 0.99,
-    "int8": 0.97,
-    "int8-dynamic": 0.97,
-}
+THRESHOLDS = {q.name: q.self_check for q in QUANTIZATIONS if q.self_check is not None}
 
 
 @dataclass

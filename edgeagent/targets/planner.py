@@ -23,8 +23,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeagent.backends.onnx import PREFILL_CHUNK
 from edgeagent.errors import EdgeAgentError
+from edgeagent.models import ONNX_PREFILL_CHUNK
+from edgeagent.quantization import QUANTIZATIONS
 from edgeagent.targets import Target
 
 MIB = 2**20
@@ -34,28 +35,15 @@ CTX_PAD = 256  # llama.cpp rounds n_ctx up to a multiple of this
 RUNTIME_BYTES = {"gguf": 50 * MIB, "onnx": 64 * MIB}
 #: llama.cpp's graph, output buffer and scratch beyond the terms we model (measured)
 GGUF_FIXED_COMPUTE = 24 * MIB
-#: bits per weight of the bulk 2-D weights in each format (block scales included)
-GGUF_BPW = {
-    "f32": 32.0,
-    "f16": 16.0,
-    "bf16": 16.0,
-    "q8_0": 8.5,
-    "q6_k": 6.5625,
-    "q5_k_m": 5.69,
-    "q4_k_m": 4.89,
-    "q4_1": 5.0,
-    "q4_0": 4.5,
-    "iq4_nl": 4.5,
-}
+#: bits per weight of the bulk 2-D weights in each format (edgeagent.quantization)
+GGUF_BPW = {q.name: q.bits_per_weight for q in QUANTIZATIONS if q.format == "gguf"}
+ONNX_BPW = {q.name: q.bits_per_weight for q in QUANTIZATIONS if q.format == "onnx"}
 #: llama.cpp keeps the token embedding and output at higher precision in the mixed quantizations
-GGUF_EMBED_BPW = {"f32": 32.0, "f16": 16.0, "bf16": 16.0, "q8_0": 8.5}
-K_FALLBACK_BPW = {"q4_k_m": 5.5, "q5_k_m": 6.0, "q6_k": 8.5}  # Q5_0, Q5_1, Q8_0
-ONNX_BPW = {
-    "fp32": 32.0,
-    "int8": 9.0,
-    "int8-dynamic": 8.0,
-    "int4": 5.0,
-}  # MatMulNBits: +fp32 scale/32
+GGUF_EMBED_BPW = {q.name: q.embed_bits_per_weight for q in QUANTIZATIONS if q.embed_bits_per_weight}
+#: the bulk's bits when rows do not divide into K blocks (Q5_0, Q5_1, Q8_0 instead)
+K_FALLBACK_BPW = {
+    q.name: q.k_fallback_bits_per_weight for q in QUANTIZATIONS if q.k_fallback_bits_per_weight
+}
 
 
 class PlanError(EdgeAgentError):
@@ -198,7 +186,7 @@ def _gguf_shape(path: Path) -> ModelShape:
 
 
 def _folder_shape(path: Path) -> ModelShape:
-    from edgeagent.backends.onnx import is_onnx_folder
+    from edgeagent.models import is_onnx_folder
 
     config_file = path / "config.json"
     if not config_file.exists():
@@ -270,7 +258,7 @@ def estimate(model: ModelShape, fmt: str, quant: str, n_ctx: int, contexts: int 
         # graph's past and present copies of the cache (3x its size in all), one prefill chunk's
         # logits, and about 0.9x the weights again (MatMulNBits prepacking and the arena).
         kv = 2 * model.n_layers * n_ctx * model.kv_width * 4
-        compute = 2 * kv + PREFILL_CHUNK * model.vocab_size * 4
+        compute = 2 * kv + ONNX_PREFILL_CHUNK * model.vocab_size * 4
         weights_again = 0.9
     exact = model.format == fmt and model.quantization == quant
     weights = model.weights_bytes if exact else _weights(model, fmt, quant)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeagent.errors import EdgeAgentError
+from edgeagent.quantization import names, quantizer_types
 
 SHIPPED = Path(__file__).parent
 FORMATS = ("gguf", "onnx")
@@ -168,16 +169,14 @@ def parse_target(path: Path) -> Target:
 
 
 def _check_quants(data: dict[str, Any], bad: Any) -> None:
-    from edgeagent.converters.onnx_export import ONNX_QUANTS
-    from edgeagent.converters.quantize import QUANTS
-
+    quants = quantizer_types()
     if not data["quantizations"]:
         raise bad("quantizations", "must name at least one")
     for quant in data["quantizations"]:
-        if quant not in QUANTS:
-            raise bad("quantizations", f"names {quant!r}; GGUF types: {', '.join(QUANTS)}")
-    if data["onnx_quantization"] not in ONNX_QUANTS:
-        raise bad("onnx_quantization", f"must be one of {', '.join(ONNX_QUANTS)}")
+        if quant not in quants:
+            raise bad("quantizations", f"names {quant!r}; GGUF types: {', '.join(quants)}")
+    if data["onnx_quantization"] not in names("onnx"):
+        raise bad("onnx_quantization", f"must be one of {', '.join(names('onnx'))}")
 
 
 def _with_variant(target: Target, variant: str) -> Target:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import numpy as np
 from edgeagent.converters.hf_gguf import check_safetensors, permute_rows
 from edgeagent.errors import EdgeAgentError
 from edgeagent.models import inspect_gguf, read_gguf_header
-from edgeagent.paths import replace_file, swap_in
+from edgeagent.paths import publishing
 
 _PEFT_KEY = re.compile(
     r"^base_model\.model\.(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$"
@@ -113,9 +112,7 @@ def export_lora_gguf(
     if not tensors:
         raise AdapterMismatchError(f"{adapter_dir} holds no LoRA weights")
 
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with publishing(out) as tmp:
         writer = gguf.GGUFWriter(str(tmp), arch)
         writer.add_type(gguf.GGUFType.ADAPTER)
         writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
@@ -127,9 +124,6 @@ def export_lora_gguf(
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        replace_file(tmp, out)  # a cut-off export never leaves a file that looks complete
-    finally:
-        tmp.unlink(missing_ok=True)
     return LoraExport(str(out), len(tensors) // 2, rank, alpha, out.stat().st_size)
 
 
@@ -218,16 +212,13 @@ def export_decoupled(
 ) -> list[LoraExport]:
     """`train --decoupled` output -> a folder of GGUF adapters with its decoupled.json, which
     `Agent(decoupled=...)` loads. Built under a temporary name, renamed when complete."""
-    import shutil
 
     adapter_dir, out = Path(adapter_dir), Path(out)
     try:
         index = json.loads((adapter_dir / "decoupled.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise EdgeAgentError(f"{adapter_dir}: no readable decoupled.json ({exc})") from None
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with publishing(out) as tmp:
         done = [export_lora_gguf(adapter_dir / index["selector"], base_gguf,
                                  tmp / "selector.gguf", dtype)]  # fmt: skip
         files = {}
@@ -236,8 +227,5 @@ def export_decoupled(
             done.append(export_lora_gguf(adapter_dir / sub, base_gguf, tmp / files[tool], dtype))
         manifest = {"selector": "selector.gguf", "arguments": files}
         (tmp / "decoupled.json").write_text(json.dumps(manifest, indent=2))
-        swap_in(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return [LoraExport(str(out / Path(r.path).relative_to(tmp)), r.tensors, r.rank, r.alpha,
                        r.bytes) for r in done]  # fmt: skip

@@ -11,12 +11,11 @@ from typing import Any
 
 from edgeagent.converters.hf_gguf import hf_to_gguf
 from edgeagent.converters.merge import merged_work
-from edgeagent.converters.quantize import QUANTS, quantize_gguf
+from edgeagent.converters.quantize import quantize_gguf
 from edgeagent.converters.selfcheck import CheckResult, self_check
 from edgeagent.errors import EdgeAgentError
 from edgeagent.paths import replace_file
-
-FLOAT_TYPES = ("f32", "f16", "bf16")
+from edgeagent.quantization import GGUF_FLOATS, gguf_exportable
 
 
 @dataclass
@@ -43,15 +42,15 @@ def export_gguf(
     threads: int | None = None,
 ) -> ExportResult:
     quant = quant.lower()
-    if quant not in (*FLOAT_TYPES, *QUANTS):
+    if quant not in gguf_exportable():
         raise EdgeAgentError(
             f"unknown format {quant!r}",
-            hint=f"one of: {', '.join(dict.fromkeys([*FLOAT_TYPES, *QUANTS]))}",
+            hint=f"one of: {', '.join(gguf_exportable())}",
         )
     out = Path(out)
     start = time.perf_counter()
     with merged_work(base, adapter, out) as (model, tokenizer, work):
-        if quant in FLOAT_TYPES:
+        if quant in GGUF_FLOATS:
             hf_to_gguf(work / "hf", work / "model.gguf", quant)
         else:
             hf_to_gguf(work / "hf", work / "f16.gguf", "f16")

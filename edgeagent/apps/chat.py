@@ -17,7 +17,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, ListView, Static
@@ -25,33 +25,20 @@ from textual.widgets import Footer, Header, Input, ListView, Static
 from edgeagent.agent import (
     Agent,
     Event,
-    RunFinished,
     Session,
-    TextDelta,
-    ToolCallFinished,
-    ToolCallStarted,
 )
+from edgeagent.apps.confirm import ConfirmBridge
+from edgeagent.apps.conversation_view import ConversationView
 from edgeagent.apps.screens import AskScreen, ErrorScreen
 from edgeagent.apps.widgets import (
-    AnswerMessage,
-    CallDraft,
     ConversationItem,
     ConversationList,
     StatusLine,
-    ToolCallCard,
-    UserMessage,
     memories_text,
 )
 from edgeagent.conversations import Conversations, title_of
+from edgeagent.demo_tools import SUGGESTED_PROMPTS
 from edgeagent.errors import EdgeAgentError, Interrupted
-from edgeagent.tools import Tool
-from edgeagent.wireformat import ToolCall
-
-DEMO_PROMPTS = [
-    "Start a 12 minute timer for the pasta",
-    "What is 18% of 240?",
-    "Convert 5 miles to km",
-]
 
 
 class ChatApp(App[None]):
@@ -77,13 +64,8 @@ class ChatApp(App[None]):
         self.agent: Agent | None = None
         self.conversations: Conversations | None = None
         self.session: Session | None = None
-        self.last_answer = ""
         self.generating = False
         self._cancel = threading.Event()  # Stop was pressed: ask nothing more this turn
-        # the widgets of the reply being streamed
-        self._answer: AnswerMessage | None = None
-        self._draft: CallDraft | None = None
-        self._cards: list[ToolCallCard] = []
 
     # ------------------------------------------------------------------ layout
 
@@ -92,7 +74,7 @@ class ChatApp(App[None]):
         with Horizontal(id="body"):
             yield ConversationList(id="conversations")
             with Vertical(id="main"):
-                yield VerticalScroll(id="log")
+                yield ConversationView(id="log")
                 yield Static(id="memories", classes="hidden")
                 yield Input(placeholder="Loading the model…", id="prompt", disabled=True)
                 yield StatusLine()
@@ -113,7 +95,7 @@ class ChatApp(App[None]):
         except Exception as exc:  # shown on the error screen, whatever it is
             self.call_from_thread(self.push_screen, ErrorScreen(*reason_and_hint(exc)))
             return
-        agent.confirm = self._confirm
+        agent.confirm = ConfirmBridge(self, self._cancel, lambda: self.log_view.waiting())
         self.call_from_thread(self._agent_ready, agent, conversations)
 
     def _agent_ready(self, agent: Agent, conversations: Conversations) -> None:
@@ -122,7 +104,7 @@ class ChatApp(App[None]):
         self.session = agent.session()
         prompt = self.query_one("#prompt", Input)
         prompt.disabled = False
-        prompt.placeholder = f"Ask something, e.g. “{DEMO_PROMPTS[0]}”"
+        prompt.placeholder = f"Ask something, e.g. “{SUGGESTED_PROMPTS[0]}”"
         prompt.focus()
         self._welcome()
         self._refresh_conversations()
@@ -140,8 +122,8 @@ class ChatApp(App[None]):
         text.append("Tools: ", style="bold")
         text.append(names + "\n")
         text.append("Try: ", style="bold")
-        text.append(" · ".join(DEMO_PROMPTS))
-        self.query_one("#log").mount(Static(text, classes="welcome"))
+        text.append(" · ".join(SUGGESTED_PROMPTS))
+        self.log_view.mount(Static(text, classes="welcome"))
 
     # ------------------------------------------------------------------ a turn
 
@@ -157,8 +139,7 @@ class ChatApp(App[None]):
         self.generating = True
         self.refresh_bindings()
         self._cancel.clear()
-        self._answer, self._draft, self._cards = None, None, []
-        self._log_mount(UserMessage(prompt))
+        self.log_view.start_turn(prompt)
         self.query_one(StatusLine).show_state("thinking…")
         self._generate(self.session, prompt)
 
@@ -191,95 +172,28 @@ class ChatApp(App[None]):
         self.post_message(self.TurnEnded(session, error, stopped))
 
     def on_chat_app_agent_event(self, message: AgentEvent) -> None:
-        event = message.event
-        if isinstance(event, TextDelta) and event.kind == "call":
-            if self._draft is None:
-                self._draft = CallDraft()
-                self._log_mount(self._draft)
-            self._draft.append(event.text)
-        elif isinstance(event, TextDelta):
-            if self._answer is None:
-                self._answer = AnswerMessage()
-                self._log_mount(self._answer)
-            self._answer.append(event.text)
-            self._scroll_end()
-        elif isinstance(event, ToolCallStarted):
-            self._drop_draft()
-            card = ToolCallCard(event.call)
-            self._cards.append(card)
-            self._log_mount(card)
-        elif isinstance(event, ToolCallFinished):
-            card = next(c for c in self._cards if c.record is None)
-            card.finish(event.record)
-            self._scroll_end()
-        elif isinstance(event, RunFinished):
-            self._drop_draft()
-            result = event.result
-            if self._answer is None:  # every reply was a call: show the loop's last word
-                self._answer = AnswerMessage(result.answer)
-                self._log_mount(self._answer)
-            self._answer.finish()
-            self.last_answer = self._answer.text
+        result = self.log_view.show(message.event)
+        if result is not None:
             self.query_one(StatusLine).show_speed(result)
 
     def on_chat_app_turn_ended(self, message: TurnEnded) -> None:
         session, error, cancelled = message.session, message.error, message.stopped
         self.generating = False
         self.refresh_bindings()
-        self._drop_draft()
-        log = self.query_one("#log")
-        users = log.query(UserMessage)
         if cancelled or error is not None:
-            note = "stopped" if cancelled else f"failed: {error}"
-            if self._answer is not None:
-                self._answer.finish(note)
-            else:
-                self._log_mount(Static(Text(f"({note})", style="dim"), classes="note"))
-            if users:
-                users.last().border_subtitle = "not kept in the conversation"
+            self.log_view.end_turn("stopped" if cancelled else f"failed: {error}")
             self.query_one(StatusLine).show_state("stopped" if cancelled else "error")
             if error is not None:
                 reason, hint = reason_and_hint(error)
                 self.notify(reason + (f"\n{hint}" if hint else ""), severity="error")
         else:
-            if users and session.messages:
-                last_user = next(m for m in reversed(session.messages) if m.role == "user")
-                users.last().show_recalled(last_user.recalled)
+            users = [m for m in session.messages if m.role == "user"]
+            self.log_view.end_turn(None, users[-1].recalled if users else ())
             assert self.conversations is not None
             self.conversations.save(session)
             self._refresh_conversations()
         self._show_context()
         self._refresh_memories()
-
-    def _confirm(self, call: ToolCall, tool: Tool) -> bool:
-        """Called in the worker before a tool with side effects runs: ask in a modal, wait."""
-        if self._cancel.is_set():
-            return False
-        decided = threading.Event()
-        answer: list[bool] = []
-
-        def done(yes: bool | None) -> None:
-            answer.append(bool(yes))
-            decided.set()
-
-        args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
-        body = Text()
-        body.append(f"{call.name}({args})\n", style="bold")
-        body.append(f"{tool.description}\n")
-        effect = "changes data on this device" if tool.effects == "write" else "acts outside it"
-        body.append(f"This tool {effect}.", style="italic")
-
-        def ask() -> None:
-            card = next((c for c in self._cards if c.record is None), None)
-            if card is not None:
-                card.waiting()
-            self.push_screen(AskScreen("Run this tool?", body, "Run", "Don't run"), done)
-
-        self.call_from_thread(ask)
-        while not decided.wait(0.2):
-            if not self.is_running:  # the app quit with the question open
-                return False
-        return answer[0]
 
     # ------------------------------------------------------------------ actions
 
@@ -309,7 +223,7 @@ class ChatApp(App[None]):
         if self._busy() or self.agent is None:
             return
         self.session = self.agent.session()
-        self._clear_log()
+        self.log_view.clear()
         self._welcome()
         self._show_context()
         self._refresh_memories()
@@ -327,8 +241,8 @@ class ChatApp(App[None]):
         visible = session.window.visible(session.messages)
         session.context_tokens = len(agent.backend.tokenize(agent.render(visible)))
         self.session = session
-        self._clear_log()
-        self._replay(session)
+        self.log_view.clear()
+        self.log_view.replay(session)
         self._show_context()
         self._refresh_memories()
         self.query_one("#prompt", Input).focus()
@@ -374,11 +288,11 @@ class ChatApp(App[None]):
         self._refresh_memories()
 
     def action_copy_answer(self) -> None:
-        if not self.last_answer:
+        if not self.log_view.last_answer:
             self.notify("No answer to copy yet")
             return
-        self.copy_to_clipboard(self.last_answer)
-        self.notify(f"Copied the last answer ({len(self.last_answer)} characters)")
+        self.copy_to_clipboard(self.log_view.last_answer)
+        self.notify(f"Copied the last answer ({len(self.log_view.last_answer)} characters)")
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
@@ -408,44 +322,9 @@ class ChatApp(App[None]):
             self.notify("Still answering: press Escape to stop it first", severity="warning")
         return self.generating
 
-    def _log_mount(self, widget: Static) -> None:
-        self.query_one("#log").mount(widget)
-        self._scroll_end()
-
-    def _scroll_end(self) -> None:
-        self.query_one("#log", VerticalScroll).scroll_end(animate=False)
-
-    def _drop_draft(self) -> None:
-        if self._draft is not None:
-            self._draft.remove()
-            self._draft = None
-
-    def _clear_log(self) -> None:
-        self.query_one("#log").remove_children()
-        self.last_answer = ""
-
-    def _replay(self, session: Session) -> None:
-        """Show a resumed conversation: messages, and cards from the saved call records."""
-        records = iter(session.records)
-        cards: list[ToolCallCard] = []
-        for msg in session.messages:
-            if msg.role == "user":
-                user = UserMessage(msg.content)
-                user.show_recalled(msg.recalled)
-                self._log_mount(user)
-            elif msg.role == "assistant" and msg.calls:
-                for call in msg.calls:
-                    cards.append(ToolCallCard(call))
-                    self._log_mount(cards[-1])
-            elif msg.role == "tool":
-                record = next(records, None)
-                card = next((c for c in cards if c.record is None), None)
-                if card is not None and record is not None:
-                    card.finish(record)
-            else:
-                answer = AnswerMessage(msg.content)
-                self._log_mount(answer)
-                self.last_answer = msg.content
+    @property
+    def log_view(self) -> ConversationView:
+        return self.query_one("#log", ConversationView)
 
     def _refresh_conversations(self) -> None:
         if self.conversations is None:

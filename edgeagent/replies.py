@@ -1,0 +1,167 @@
+"""How a reply is generated, chosen once per agent from its adapters.
+
+- `OneModel`: the model as loaded (bare, merged, or with one adapter always on) writes calls
+  and answers alike.
+- `AdapterCalls`: the shipped general adapter (trained on calls only) decides whether and how to
+  call; an answer is written by the base model with the adapter off. llama.cpp keeps one context
+  per adapter setting, so switching keeps both KV caches.
+- `Decoupled` (DualTune): a selector adapter picks the tool, that tool's argument adapter
+  writes its arguments (edgeagent.decoupled); answers are the base model's.
+
+Each strategy also says what to do after an answer (`after_answer`): the adapter's context
+evaluates the finished turn while the user reads, so the next turn starts at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Protocol
+
+from edgeagent.backends import AdapterSwitching, GenerationStats, PromptCaching
+from edgeagent.decoupled import two_phase
+from edgeagent.errors import Interrupted
+from edgeagent.tools import Tool
+from edgeagent.wireformat import reply_kind
+
+if TYPE_CHECKING:
+    from edgeagent.agent import Session
+
+#: the name the single adapter is loaded under in the backend
+ADAPTER = "adapter"
+
+
+class Replies(Protocol):
+    def generate(
+        self,
+        session: Session,
+        prompt: list[int],
+        tools: list[Tool],
+        allow_answer: bool,
+        allow_calls: bool,
+        max_tokens: int,
+        stats: GenerationStats,
+    ) -> Generator[str, None, None]: ...
+
+    def after_answer(self, session: Session, tools: list[Tool]) -> None: ...
+
+
+class OneModel:
+    def generate(
+        self,
+        session: Session,
+        prompt: list[int],
+        tools: list[Tool],
+        allow_answer: bool,
+        allow_calls: bool,
+        max_tokens: int,
+        stats: GenerationStats,
+    ) -> Generator[str, None, None]:
+        agent = session.agent
+        warm_start(session, tools)
+        grammar = agent.grammar(allow_answer, allow_calls, tools) if agent.constrained else None
+        yield from agent.backend.generate(
+            prompt, grammar=grammar, sampling=agent.sampling, max_tokens=max_tokens, stats=stats
+        )
+
+    def after_answer(self, session: Session, tools: list[Tool]) -> None:
+        pass
+
+
+class AdapterCalls(OneModel):
+    def generate(
+        self,
+        session: Session,
+        prompt: list[int],
+        tools: list[Tool],
+        allow_answer: bool,
+        allow_calls: bool,
+        max_tokens: int,
+        stats: GenerationStats,
+    ) -> Generator[str, None, None]:
+        """The reply under the adapter until it shows a call or an answer; a call is finished
+        by the adapter, an answer is written again by the base model (adapter off)."""
+        backend = switching(session)
+        if allow_calls:
+            backend.set_adapters({ADAPTER: 1.0})
+            pieces = super().generate(session, prompt, tools, allow_answer, True, max_tokens, stats)
+            text = ""
+            for piece in pieces:
+                text += piece
+                kind = reply_kind(text)
+                if kind == "call":
+                    yield text
+                    yield from pieces
+                    return
+                if kind == "answer":
+                    break  # the base model writes it
+            pieces.close()
+        backend.set_adapters({})
+        yield from super().generate(session, prompt, tools, True, False, max_tokens, stats)
+
+    def after_answer(self, session: Session, tools: list[Tool]) -> None:
+        """Evaluate the conversation so far in the adapter's context too: the next turn starts
+        there, and would otherwise first evaluate this turn's tool results and answer (up to
+        max_tokens of them). The next prompt extends this text, so its cache is reused."""
+        agent = session.agent
+        backend = agent.backend
+        if not isinstance(backend, PromptCaching):
+            return
+        visible = session.window.visible(session.messages)
+        tokens = backend.tokenize(agent.render(visible, tools, add_generation_prompt=False))
+        if len(tokens) >= backend.n_ctx:
+            return  # the next turn's window evicts first anyway
+        with agent._lock:
+            switching(session).set_adapters({ADAPTER: 1.0})
+            with contextlib.suppress(Interrupted):  # the answer stands; the next turn goes on
+                backend.prefill(tokens)
+
+
+class Decoupled(OneModel):
+    def generate(
+        self,
+        session: Session,
+        prompt: list[int],
+        tools: list[Tool],
+        allow_answer: bool,
+        allow_calls: bool,
+        max_tokens: int,
+        stats: GenerationStats,
+    ) -> Generator[str, None, None]:
+        agent = session.agent
+        assert agent.decoupled is not None
+        if not (allow_calls and agent.constrained):
+            switching(session).set_adapters({})  # answers: the base model
+            yield from super().generate(
+                session, prompt, tools, allow_answer, allow_calls, max_tokens, stats
+            )
+            return
+        visible = session.window.visible(session.messages)
+        yield from two_phase(
+            agent.backend,
+            agent.decoupled,
+            agent.render(visible, tools),
+            prompt,
+            tools,
+            allow_answer=allow_answer,
+            sampling=agent.sampling,
+            max_tokens=max_tokens,
+            max_string_chars=agent.max_string_chars,
+            stats=stats,
+        )
+
+
+def switching(session: Session) -> AdapterSwitching:
+    backend = session.agent.backend
+    if not isinstance(backend, AdapterSwitching):
+        raise ValueError(f"the {backend.name} backend cannot switch adapters (use llama.cpp)")
+    return backend
+
+
+def warm_start(session: Session, tools: list[Tool]) -> None:
+    """A fresh cache starts from the saved state of the system prompt with these tools (every
+    session's first ~1,000 tokens), where the backend can save and load states."""
+    agent = session.agent
+    backend = agent.backend
+    if isinstance(backend, PromptCaching) and backend.cached_tokens == 0:
+        backend.warm_start(backend.tokenize(agent.render([], tools, add_generation_prompt=False)))

@@ -275,6 +275,20 @@ class Agent:
         settings["base_answers"] = m.adapter_kind == "general" and "adapter" not in options
         return cls(tools, **{**settings, **options})
 
+    @classmethod
+    def from_deployment(
+        cls, root: str | Path, *, session_key: str | None = None, **options: Any
+    ) -> Agent:
+        """The agent of the slot a deployment runs now (edgeagent deploy): its confirmed slot,
+        or a canary's for its share of sessions (`session_key` keeps a session on one slot).
+        The memory file lives in the deployment's data folder, outside every slot."""
+        from edgeagent.slots import data_dir, running_slot
+
+        slot = running_slot(root, session_key)
+        if options.get("memory") is None:
+            options["memory"] = data_dir(Path(root)) / "memory.db"
+        return cls.from_bundle(slot, **options)
+
     def interrupt(self) -> None:
         """Stop the turn running now, from any thread: its stream raises Interrupted at the
         next prompt batch, token or tool call, and the turn is taken back. A tool already

@@ -17,8 +17,21 @@ from edgeagent.errors import EdgeAgentError
 from edgeagent.grammarset import GrammarKey, read_precompiled
 
 MANIFEST = "bundle.toml"
+SIGNATURE = "bundle.toml.sig"  # edgeagent.signing: the manifest's signature, beside it
 GRAMMARS = "grammars.json"
 FORMAT_VERSION = 1
+#: files of a bundle that its manifest does not list (the manifest itself, its signature)
+UNLISTED = (MANIFEST, SIGNATURE)
+
+
+def edgeagent_range(version: str = __version__) -> str:
+    """The edgeagent versions a bundle built by `version` runs on: the same minor release
+    while the major version is 0, the same major release after."""
+    from packaging.version import Version
+
+    v = Version(version)
+    upper = f"{v.major}.{v.minor + 1}" if v.major == 0 else f"{v.major + 1}"
+    return f">={v.major}.{v.minor},<{upper}"
 
 
 class BundleError(EdgeAgentError):
@@ -48,6 +61,14 @@ class Manifest:
     estimate_bytes: int = 0
     budget_bytes: int = 0
     edgeagent_version: str = __version__
+    #: the edgeagent versions that may run this bundle (a PEP 440 specifier)
+    requires_edgeagent: str = ""
+    #: SHA-256 of the model the bundle's model and adapters were made from
+    base_sha256: str = ""
+    #: SHA-256 of the model its adapter was trained for ("": not recorded)
+    adapter_base_sha256: str = ""
+    #: edgeagent.grammarset.fingerprint() of the code that wrote grammars.json
+    grammar_digest: str = ""
     created: str = ""
     files: list[BundleFile] = field(default_factory=list)
 
@@ -108,6 +129,12 @@ def read_manifest(root: str | Path) -> Manifest:
             f"{FORMAT_VERSION}",
             hint="rebuild the bundle with this edgeagent",
         )
+    requires = str(data.get("bundle", {}).get("requires_edgeagent", ""))
+    if requires and not runs_here(requires):  # before its fields: a newer one may have more
+        raise BundleError(
+            f"{path}: the bundle needs edgeagent {requires}; this is {__version__}",
+            hint="install an edgeagent the bundle accepts, or rebuild it with this one",
+        )
     try:
         fields = dict(data["bundle"])
         files = [
@@ -119,6 +146,41 @@ def read_manifest(root: str | Path) -> Manifest:
     for rel in [*manifest.paths(), *(f.path for f in manifest.files)]:
         inside(root, rel)
     return manifest
+
+
+def runs_here(requires: str) -> bool:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        return __version__ in SpecifierSet(requires)
+    except InvalidSpecifier:
+        return False
+
+
+def compatibility_problems(manifest: Manifest) -> list[str]:
+    """Why this edgeagent must not switch to the bundle: it needs another edgeagent, or its
+    adapter was made for another base model than its model's."""
+    problems = []
+    if manifest.requires_edgeagent and not runs_here(manifest.requires_edgeagent):
+        problems.append(f"it needs edgeagent {manifest.requires_edgeagent}; this is "
+                        f"{__version__}")  # fmt: skip
+    base, wanted = manifest.base_sha256, manifest.adapter_base_sha256
+    if base and wanted and base != wanted:
+        problems.append(f"its adapter was made for base model {wanted[:12]}…, its model is "
+                        f"{base[:12]}…")  # fmt: skip
+    return problems
+
+
+def read_signature(root: Path) -> str | None:
+    path = root / SIGNATURE
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def check_signature(root: Path, trusted: list[str | Path]) -> str:
+    """The id of the trusted key that signed the bundle's manifest (SignatureError if none)."""
+    from edgeagent.signing import check
+
+    return check((root / MANIFEST).read_bytes(), read_signature(root), trusted)
 
 
 def inside(root: Path, rel: str) -> Path:
@@ -157,7 +219,7 @@ def file_sha256(path: Path) -> str:
 
 def hash_files(root: Path) -> list[BundleFile]:
     files = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST):
+    for path in _listed(root):
         rel = path.relative_to(root).as_posix()
         files.append(BundleFile(rel, file_sha256(path), path.stat().st_size))
     return files
@@ -176,7 +238,7 @@ def file_problems(root: Path, manifest: Manifest) -> list[str]:
                             " (truncated or replaced)")  # fmt: skip
         elif file_sha256(path) != f.sha256:
             problems.append(f"{f.path} does not match its SHA-256 (modified)")
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST):
+    for path in _listed(root):
         rel = path.relative_to(root).as_posix()
         if rel not in listed:
             problems.append(f"{rel} is not in the manifest (added after the build)")
@@ -184,6 +246,12 @@ def file_problems(root: Path, manifest: Manifest) -> list[str]:
         if not (root / rel).exists():
             problems.append(f"the manifest's {rel} does not exist")
     return problems
+
+
+def _listed(root: Path) -> list[Path]:
+    """Every file of a bundle that its manifest lists: all but the manifest and signature."""
+    top = {root / name for name in UNLISTED}
+    return sorted(p for p in root.rglob("*") if p.is_file() and p not in top)
 
 
 def write_synced(path: Path, text: str) -> None:

@@ -52,6 +52,19 @@ def default_model_path() -> Path:
 DEFAULT_ADAPTER = Path(__file__).parent / "data" / "default-adapter.gguf"
 
 
+#: the GGUF key where an adapter exported by edgeagent records the SHA-256 of its base model
+ADAPTER_BASE_KEY = "edgeagent.base_sha256"
+
+
+def adapter_base_sha256(adapter: str | Path) -> str:
+    """The SHA-256 of the model an adapter was made for: recorded in adapters edgeagent
+    exports; the embedded model's for the shipped adapter; "" when unknown."""
+    if is_default_adapter(adapter):
+        return file_fingerprint(default_model_path()) or ""
+    fields = read_gguf_header(Path(adapter)).fields
+    return str(fields.get(ADAPTER_BASE_KEY, ""))
+
+
 #: the adapter argument everywhere (Agent, eval, build, train configs) that means the shipped one
 DEFAULT = "default"
 

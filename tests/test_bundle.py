@@ -72,7 +72,7 @@ def test_verify_checks_hashes_fit_and_one_constrained_call(rpi5):
     report = json.loads(cli("verify", str(out), "--json").stdout)
     assert report["ok"], report
     names = [c["name"] for c in report["checks"]]
-    assert names == ["manifest", "files", "fits", "tool call"]
+    assert names == ["manifest", "files", "compatible", "fits", "tool call"]
     assert "valid against its schema" in report["checks"][-1]["detail"]
 
 

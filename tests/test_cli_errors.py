@@ -29,6 +29,7 @@ BAD_VALUES = {
     "--model": MISSING,
     "--memory": "{data}",  # a file that is not a memory file
     "--db": "{data}",
+    "--root": "{data}",  # a file where a folder belongs
 }
 #: options that take any text, so no value is wrong (free words, names of files to write)
 ANY_TEXT = {"--out", "--kind", "--prompt", "--seed", "--plot", "--predictions-out"}
@@ -50,6 +51,8 @@ ARGUMENTS = {
     "plan": ["--target", "rpi5"],
     "build": ["--target", "rpi5", "--out", "{tmp}/bundle"],
     "train": ["--data", "{data}"],
+    "deploy": ["--status", "--root", "{tmp}/root"],
+    "rollback": ["--root", "{tmp}/root"],
 }
 QUESTION = (
     '{"id": "q1", "question": [[{"role": "user", "content": "Weather in Paris?"}]], '

@@ -208,6 +208,7 @@ def test_decoupled_agent_switches_selector_then_argument_adapter(random_adapter,
     from edgeagent.agent import TextDelta
     from edgeagent.backends.llamacpp import LlamaCppBackend
     from edgeagent.converters.lora_gguf import export_decoupled
+    from edgeagent.decoupled import arguments_adapter
     from edgeagent.demo_tools import DEMO_TOOLS
 
     folder, *_ = random_adapter
@@ -238,7 +239,7 @@ def test_decoupled_agent_switches_selector_then_argument_adapter(random_adapter,
     assert result.usage.generations == 1 and text.startswith("<tool_call>[{")
     name = json.loads(text[len("<tool_call>") :].removesuffix("</tool_call>"))[0]["name"]
     assert name in ("set_timer", "convert_units")
-    phase2 = {"arguments:set_timer": 1.0} if name == "set_timer" else {}
+    phase2 = {arguments_adapter("set_timer"): 1.0} if name == "set_timer" else {}
     assert switches[-2:] == [{"selector": 1.0}, phase2]
     # the grammar made the call valid, and the run executed it
     assert [c.name for c in result.tool_calls] == [name] and result.tool_calls[0].ok, result

@@ -16,17 +16,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeagent import signing
 from edgeagent.bundle.verify import planned_bytes
-from edgeagent.grammarset import GrammarSet
+from edgeagent.grammarset import GrammarSet, fingerprint
 from edgeagent.manifest import (
     GRAMMARS,
+    MANIFEST,
+    SIGNATURE,
     BundleError,
     Manifest,
+    compatibility_problems,
+    edgeagent_range,
     hash_files,
     write_manifest,
     write_synced,
 )
 from edgeagent.paths import publishing
+from edgeagent.signing import load_private
 from edgeagent.tools import Tool
 
 DEMO_TOOLS = "edgeagent.demo_tools"
@@ -63,10 +69,18 @@ def build_bundle(
     quant: str | None = None,
     n_ctx: int | None = None,
     force: bool = False,
+    sign: str | Path | None = None,
     progress: Progress = lambda _: None,
 ) -> BuildResult:
-    """Plan, convert as needed, and write a verified-by-construction bundle at `out`."""
-    from edgeagent.models import DEFAULT, DEFAULT_MODEL_PIN, default_model_path, resolve_adapter
+    """Plan, convert as needed, and write a verified-by-construction bundle at `out`; `sign`
+    (a private key from `edgeagent keys new`) signs its manifest."""
+    from edgeagent.models import (
+        DEFAULT,
+        DEFAULT_MODEL_PIN,
+        default_model_path,
+        file_fingerprint,
+        resolve_adapter,
+    )
     from edgeagent.targets import load_target
     from edgeagent.targets.planner import model_shape, plan
     from edgeagent.toolsource import load_tools
@@ -77,6 +91,8 @@ def build_bundle(
     if out.exists() and not force:
         raise BundleError(f"{out} exists", hint="pass --force to replace it, or another --out")
     source = Path(model) if model else default_model_path()
+    if sign is not None:
+        load_private(sign)  # a key that cannot sign is refused before anything is built
     fmt = (fmt or target.format).lower()
     if adapter == DEFAULT:  # the shipped general adapter fits the embedded model's GGUF only
         adapter = resolve_adapter(adapter, model) if fmt == "gguf" and not decoupled else None
@@ -98,12 +114,18 @@ def build_bundle(
             source="embedded default model (" + DEFAULT_MODEL_PIN + ")" if not model
             else source.name,
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            requires_edgeagent=edgeagent_range(), base_sha256=file_fingerprint(source) or "",
+            grammar_digest=fingerprint(),
         )  # fmt: skip
         manifest.model = _place_model(
             source, shape, work, fmt, choice.quantization, adapter, progress
         )
         if fmt == "gguf":
             _place_adapters(manifest, work, adapter, decoupled, source, progress)
+        problems = compatibility_problems(manifest)
+        if problems:
+            raise BundleError(f"cannot bundle: {'; '.join(problems)}",
+                              hint="pass the adapter trained for this model")  # fmt: skip
         manifest.tools = _place_tools(tools, loaded, work)
         _write_grammars(work, loaded)
         # the plan again, on the files actually written: refuse what does not fit after all
@@ -120,6 +142,9 @@ def build_bundle(
         progress("hashing files")
         manifest.files = hash_files(work)
         write_manifest(work, manifest)
+        if sign is not None:
+            record = json.dumps(signing.sign(sign, (work / MANIFEST).read_bytes()))
+            write_synced(work / SIGNATURE, record + "\n")
     return BuildResult(
         out=str(out), target=target.full_name, format=fmt, quantization=choice.quantization,
         n_ctx=choice.n_ctx, estimate_bytes=manifest.estimate_bytes,
@@ -164,7 +189,7 @@ def _place_adapters(
     manifest: Manifest, work: Path, adapter: str | Path | None, decoupled: str | Path | None,
     source: Path, progress: Progress,
 ) -> None:  # fmt: skip
-    from edgeagent.models import is_default_adapter
+    from edgeagent.models import adapter_base_sha256, is_default_adapter
 
     if adapter:
         adapter = Path(adapter)
@@ -179,6 +204,7 @@ def _place_adapters(
             dest = work / "adapters" / adapter.name
             shutil.copyfile(adapter, dest)
         manifest.adapter = f"adapters/{dest.name}"
+        manifest.adapter_base_sha256 = adapter_base_sha256(dest)
         if is_default_adapter(adapter):
             manifest.adapter_kind = "general"
     if decoupled:

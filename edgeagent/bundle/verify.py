@@ -6,12 +6,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgeagent.errors import EdgeAgentError
-from edgeagent.manifest import BundleError, Manifest, file_problems, read_manifest
+from edgeagent.manifest import (
+    MANIFEST,
+    BundleError,
+    Manifest,
+    check_signature,
+    compatibility_problems,
+    file_problems,
+    read_manifest,
+    read_signature,
+)
+from edgeagent.signing import SignatureError
 
 
 @dataclass
@@ -38,23 +49,44 @@ class VerifyReport:
         }
 
 
-def verify_bundle(root: str | Path, *, run: bool = True) -> VerifyReport:
-    """Every check, each named with what it found; `run` adds one constrained tool call."""
+def verify_bundle(
+    root: str | Path, *, run: bool = True, trust: Sequence[str | Path] = ()
+) -> VerifyReport:
+    """Every check, each named with what it found; `run` adds one constrained tool call.
+    With `trust` (public keys), the manifest must be signed by one of them."""
     root = Path(root)
     checks: list[Check] = []
+    if trust:
+        checks.append(_signature_check(root, trust))
     try:
         manifest = read_manifest(root)
     except BundleError as exc:
-        return VerifyReport(str(root), [Check("manifest", False, str(exc))])
+        return VerifyReport(str(root), [*checks, Check("manifest", False, str(exc))])
+    if not trust and read_signature(root) is not None:
+        checks.append(Check("signature", True, "signed; not checked (no --trust key given)"))
     checks.append(Check("manifest", True, f"{len(manifest.files)} files, {manifest.target}"))
     problems = file_problems(root, manifest)
     checks.append(Check("files", not problems, "; ".join(problems) or "sizes and SHA-256 match"))
-    if problems:
+    if problems or not all(c.ok for c in checks):
         return VerifyReport(str(root), checks)
+    incompatible = compatibility_problems(manifest)
+    checks.append(Check("compatible", not incompatible, "; ".join(incompatible) or
+                        f"edgeagent {manifest.requires_edgeagent or 'any'}; adapter and model "
+                        "from the same base"))  # fmt: skip
     checks.append(_fit_check(root, manifest))
     if run:
         checks.append(_call_check(root))
     return VerifyReport(str(root), checks)
+
+
+def _signature_check(root: Path, trust: Sequence[str | Path]) -> Check:
+    if not (root / MANIFEST).is_file():
+        return Check("signature", False, f"no {MANIFEST} to check")
+    try:
+        signer = check_signature(root, list(trust))
+    except SignatureError as exc:
+        return Check("signature", False, str(exc.args[0]))
+    return Check("signature", True, f"signed by trusted key {signer}")
 
 
 def planned_bytes(root: Path, manifest: Manifest) -> int:
@@ -79,7 +111,10 @@ def _fit_check(root: Path, manifest: Manifest) -> Check:
         target = load_target(manifest.target)
     except TargetError as exc:
         return Check("fits", True, f"target not known here, not checked ({exc})")
-    need, budget = planned_bytes(root, manifest), target.budget_bytes
+    try:
+        need, budget = planned_bytes(root, manifest), target.budget_bytes
+    except EdgeAgentError as exc:  # a model file the planner cannot read
+        return Check("fits", False, str(exc))
     return Check(
         "fits",
         need <= budget,

@@ -64,6 +64,7 @@ def _register() -> None:
         bundle,
         chat,
         data,
+        deploy,
         eval,
         export,
         memory,
@@ -76,7 +77,8 @@ def _register() -> None:
 
     for module in (run, chat, models, tools, memory, data, train, export, eval):
         main.add_command(module.command)
-    for command in (targets.targets, targets.plan, bundle.build, bundle.verify):
+    for command in (targets.targets, targets.plan, bundle.build, bundle.verify, deploy.keys,
+                    deploy.deploy, deploy.rollback):  # fmt: skip
         main.add_command(command)
 
 

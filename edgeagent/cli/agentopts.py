@@ -40,6 +40,11 @@ _OPTIONS = [
         type=click.Path(exists=True, file_okay=False, path_type=Path),
         help="Run a bundle (edgeagent build): its model, adapters, tools and settings.",
     ),
+    click.option(
+        "--deployment",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Run what a deployment (edgeagent deploy --root DIR) runs now.",
+    ),
     click.option("--tools", "tools_source", metavar="MODULE", help="Module or .py file of tools."),
     click.option(
         "--allow",
@@ -74,6 +79,7 @@ def make_agent(
     no_adapter: bool,
     decoupled: Path | None,
     bundle: Path | None,
+    deployment: Path | None = None,
     tools_source: str | None,
     n_ctx: int | None,
     threads: int | None,
@@ -88,16 +94,21 @@ def make_agent(
         options["n_ctx"] = n_ctx
     if threads is not None:
         options["n_threads"] = threads
-    if bundle:
+    if bundle and deployment:
+        raise EdgeAgentError("give --bundle or --deployment, not both")
+    if bundle or deployment:
         if model or adapter or decoupled or tools_source:
+            flag = "--bundle" if bundle else "--deployment"
             raise EdgeAgentError(
-                "--bundle brings its own model, adapters and tools",
-                hint="drop --model/--adapter/--decoupled/--tools, or run without --bundle",
+                f"{flag} brings its own model, adapters and tools",
+                hint=f"drop --model/--adapter/--decoupled/--tools, or run without {flag}",
             )
         if no_adapter:
             options["adapter"] = None
     try:
-        if bundle:
+        if deployment:
+            agent = Agent.from_deployment(deployment, **options)
+        elif bundle:
             agent = Agent.from_bundle(bundle, **options)
         else:
             agent = Agent(

@@ -29,11 +29,13 @@ from edgeagent.cli.common import adapter_choice, echo_json, human_bytes, json_op
     help="Context length instead of the planner's choice.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing bundle folder.")
+@click.option("--sign", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              metavar="KEY", help="Sign the manifest (a key from edgeagent keys new).")  # fmt: skip
 @json_option
 def build(
     target_spec: str, out: Path, model: Path | None, adapter: Path | None, no_adapter: bool,
     decoupled: Path | None, tools_source: str | None, fmt: str | None, quant: str | None,
-    n_ctx: int | None, force: bool, as_json: bool,
+    n_ctx: int | None, force: bool, sign: Path | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Plan, convert and write a bundle for a device, with a manifest of every file's SHA-256."""
     from edgeagent.bundle.build import build_bundle
@@ -45,7 +47,7 @@ def build(
     result = build_bundle(
         target_spec, out, model=model, adapter=adapter_choice(adapter, no_adapter),
         decoupled=decoupled, tools=tools_source, fmt=fmt, quant=quant, n_ctx=n_ctx,
-        force=force, progress=progress,
+        force=force, sign=sign, progress=progress,
     )  # fmt: skip
     if as_json:
         echo_json(result.to_dict())
@@ -63,13 +65,16 @@ def build(
 @click.command("verify")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--no-run", is_flag=True, help="Skip the tool call (hashes and fit only).")
+@click.option("--trust", "trust", multiple=True, metavar="PUB",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A public key the bundle must be signed by (repeatable).")  # fmt: skip
 @json_option
-def verify(bundle: Path, no_run: bool, as_json: bool) -> None:
+def verify(bundle: Path, no_run: bool, trust: tuple[Path, ...], as_json: bool) -> None:
     """Check a bundle: manifest, paths, every size and SHA-256, that the model fits its target,
     and one grammar-constrained tool call (tools are not executed). Exit 1 when a check fails."""
     from edgeagent.bundle.verify import verify_bundle
 
-    report = verify_bundle(bundle, run=not no_run)
+    report = verify_bundle(bundle, run=not no_run, trust=trust)
     if as_json:
         echo_json(report.to_dict())
     else:

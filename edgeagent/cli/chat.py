@@ -27,7 +27,11 @@ def command(memory: Path | None, prompt: str, **model_options: Any) -> None:
 
     # built here (the model loads later, in the app): a bad option is an error line, not a
     # screen inside the app
-    agent = make_agent(memory=memory or home() / "chat.db", **model_options)
+    if memory is None and not model_options.get("deployment"):  # a deployment has its own
+        memory = home() / "chat.db"
+    if memory is not None:
+        model_options["memory"] = memory
+    agent = make_agent(**model_options)
     app = ChatApp(lambda: agent, first_prompt=prompt)
     app.run()
     sys.exit(app.return_code or 0)

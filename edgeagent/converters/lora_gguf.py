@@ -28,7 +28,7 @@ import numpy as np
 
 from edgeagent.converters.hf_gguf import check_safetensors, permute_rows
 from edgeagent.errors import EdgeAgentError
-from edgeagent.models import inspect_gguf, read_gguf_header
+from edgeagent.models import ADAPTER_BASE_KEY, file_fingerprint, inspect_gguf, read_gguf_header
 from edgeagent.paths import publishing
 
 _PEFT_KEY = re.compile(
@@ -118,6 +118,8 @@ def export_lora_gguf(
         writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
         writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
         writer.add_string(gguf.Keys.General.NAME, adapter_dir.name)
+        # the base it was made for: a bundle records it, and refuses a model it was not made for
+        writer.add_string(ADAPTER_BASE_KEY, file_fingerprint(base_gguf) or "")
         for name, array in tensors:
             writer.add_tensor(name, array)
         writer.write_header_to_file()

@@ -40,7 +40,7 @@ from edgeagent.grammarset import GrammarKey, GrammarSet
 from edgeagent.memory import Embedder, MemoryIndex
 from edgeagent.models import DEFAULT, resolve_adapter
 from edgeagent.pruning import ToolIndex
-from edgeagent.replies import ADAPTER, AdapterCalls, Decoupled, OneModel, Replies
+from edgeagent.replies import ADAPTER, AdapterCalls, Decoupled, OneModel, Replies, Request
 from edgeagent.results import (
     Event,
     RunFinished,
@@ -459,9 +459,8 @@ class Session:
                 hint="shorten the prompt, offer fewer tools, or raise n_ctx",
             )
         max_tokens = min(agent.max_tokens, room)
-        yield from agent.replies.generate(
-            self, prompt, tools, allow_answer, allow_calls, max_tokens, stats
-        )
+        request = Request(prompt, tools, allow_answer, allow_calls, max_tokens, stats)
+        yield from agent.replies.generate(self, request)
 
     def _execute(self, call: ToolCall) -> ToolCallRecord:
         tool = self.agent._tool_map.get(call.name)

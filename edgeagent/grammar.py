@@ -70,6 +70,16 @@ def schema_rules(schemas: dict[str, dict[str, Any]], max_string_chars: int) -> s
     return str(converter.format_grammar())
 
 
+def json_grammar(schema: dict[str, Any], max_string_chars: int = DEFAULT_MAX_STRING_CHARS) -> str:
+    """A grammar whose documents are exactly the JSON values `schema` admits (a structured
+    answer: response_format's json_schema)."""
+    rules = schema_rules({"json-answer": schema}, max_string_chars)
+    if "\njson-answer ::=" not in "\n" + rules:  # the converter inlined a bare primitive
+        rules = schema_rules({"json-answer": {"type": "object", "properties": {
+            "value": schema}, "required": ["value"]}}, max_string_chars)  # fmt: skip
+    return f"root ::= json-answer\n{rules}"
+
+
 def converter_available() -> bool:
     """Whether llama-cpp-python's JSON-Schema converter can be imported here."""
     try:

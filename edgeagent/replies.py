@@ -89,6 +89,7 @@ class AdapterCalls(OneModel):
                     break  # the base model writes it
             pieces.close()
         backend.set_adapters({})
+        r.stats.probe_tokens = 0  # the decision was the adapter's, probed above
         yield from super().generate(session, r.only_answer())
 
     def after_answer(self, session: Session, tools: list[Tool]) -> None:

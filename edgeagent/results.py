@@ -70,6 +70,11 @@ class RunResult:
     duplicates_dropped: int = 0  # repeated calls cut from the model's replies
     hit_step_limit: bool = False
     problems: list[str] = field(default_factory=list)  # replies that could not be used
+    #: how sure the model was of the turn's first reply (edgeagent.confidence); None: unknown
+    confidence: float | None = None
+    abstained: bool = False  # too unsure to call (Agent.min_confidence): nothing ran
+    escalated: bool = False  # the first reply came from the fallback model (Agent.fallback)
+    escalation_error: str | None = None  # why the fallback was asked and could not help
 
     @property
     def decode_tokens_per_s(self) -> float:
@@ -89,6 +94,10 @@ class RunResult:
             "duplicates_dropped": self.duplicates_dropped,
             "hit_step_limit": self.hit_step_limit,
             "problems": self.problems,
+            "confidence": self.confidence,
+            "abstained": self.abstained,
+            "escalated": self.escalated,
+            "escalation_error": self.escalation_error,
         }
 
 

@@ -30,9 +30,13 @@ BAD_VALUES = {
     "--memory": "{data}",  # a file that is not a memory file
     "--db": "{data}",
     "--root": "{data}",  # a file where a folder belongs
+    "--trace": "{data}",  # a file that is not a trace
+    "--fallback": "gpu-box:8080",
+    "--since": "yesterday-ish",
 }
 #: options that take any text, so no value is wrong (free words, names of files to write)
-ANY_TEXT = {"--out", "--kind", "--prompt", "--seed", "--plot", "--predictions-out"}
+ANY_TEXT = {"--out", "--kind", "--prompt", "--seed", "--plot", "--predictions-out", "--host",
+            "--api-key", "--fallback-model"}  # fmt: skip
 #: what a command needs besides the option under test, so that the option is what fails
 ARGUMENTS = {
     "run": ["hi"],

@@ -4,7 +4,7 @@ prefix, sample under a grammar, stream text. The agent loop does not know which 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -31,6 +31,14 @@ class GenerationStats:
     prompt_eval_s: float = 0.0  # prompt evaluation up to the first sampled token
     decode_s: float = 0.0  # after the first token
     stop_reason: str = ""  # "eos", "length" or "stopped" (the consumer closed the stream)
+    #: set by the caller: record how sure the model was of its first this-many tokens (the
+    #: decision to call and the tool's name; edgeagent.confidence). Backends that cannot leave
+    #: the two fields below as they are.
+    probe_tokens: int = 0
+    #: at the first token: the probability, under the grammar, that the reply is a call
+    call_mass: float | None = None
+    #: (text, probability under the grammar) of each of the first probe_tokens tokens
+    probes: list[tuple[str, float]] = field(default_factory=list)
 
 
 @runtime_checkable

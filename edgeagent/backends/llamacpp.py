@@ -75,6 +75,7 @@ class LlamaCppBackend:
         self._eog = llama_cpp.llama_vocab_is_eog
         self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self._grammars: dict[str, _Grammar] = {}
+        self._starts: Any = None  # tokens that begin with "<", for the confidence probe
         self._pieces: dict[int, bytes] = {}
         memory = llama_cpp.llama_get_memory(self._llm._ctx.ctx)
         self._can_shift = bool(memory) and bool(llama_cpp.llama_memory_can_shift(memory))
@@ -358,6 +359,8 @@ class LlamaCppBackend:
         start = time.perf_counter()
         first_at = 0.0
         stats.stop_reason = "length"
+        if stats.probe_tokens:
+            stats.call_mass, stats.probes = None, []
         try:
             llm.n_tokens = reuse
             self._eval(prompt[reuse:])
@@ -368,6 +371,10 @@ class LlamaCppBackend:
                 token = choose(logits, llm.input_ids[: llm.n_tokens])
                 if matcher is not None and not matcher.allows(token, logits):
                     token = choose(matcher.mask(logits), llm.input_ids[: llm.n_tokens])
+                if stats.completion_tokens < stats.probe_tokens and (
+                    not stats.probes or stats.probes[0][0].startswith("<")
+                ):  # an answer's confidence is its first token's; a call's, up to its name
+                    self._probe(logits, matcher, token, stats)
                 if not first_at:
                     first_at = time.perf_counter()
                     stats.prompt_eval_s = first_at - start
@@ -389,6 +396,30 @@ class LlamaCppBackend:
         finally:
             if first_at:
                 stats.decode_s = time.perf_counter() - first_at
+
+    def _probe(self, logits: Any, matcher: Any, token: int, stats: GenerationStats) -> None:
+        """How sure the model is of this token, under the grammar (edgeagent.confidence): the
+        chosen token's probability and, at the first token, the probability of a call."""
+        import numpy as np
+
+        allowed = matcher.mask(logits) if matcher is not None else logits
+        finite = np.isfinite(allowed)
+        shifted = np.where(finite, allowed - np.max(allowed[finite]), -np.inf)
+        probs = np.exp(shifted.astype(np.float64))
+        probs /= probs.sum()
+        if not stats.probes:
+            stats.call_mass = float(probs[self._call_starts()].sum())
+        stats.probes.append((self.piece(token).decode("utf-8", "replace"), float(probs[token])))
+
+    def _call_starts(self) -> Any:
+        """Which tokens begin with '<' (under the grammar, the start of a call)."""
+        if self._starts is None:
+            import numpy as np
+
+            self._starts = np.array(
+                [self.piece(t).startswith(b"<") for t in range(self._n_vocab)], dtype=bool
+            )
+        return self._starts
 
 
 @dataclass

@@ -70,12 +70,14 @@ def _register() -> None:
         memory,
         models,
         run,
+        serve,
+        stats,
         targets,
         tools,
         train,
     )
 
-    for module in (run, chat, models, tools, memory, data, train, export, eval):
+    for module in (run, chat, serve, stats, models, tools, memory, data, train, export, eval):
         main.add_command(module.command)
     for command in (targets.targets, targets.plan, bundle.build, bundle.verify, deploy.keys,
                     deploy.deploy, deploy.rollback):  # fmt: skip

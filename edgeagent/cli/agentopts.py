@@ -63,6 +63,30 @@ _OPTIONS = [
         type=click.IntRange(min=1),
         help="CPU threads (default: all this process may use).",
     ),
+    click.option(
+        "--trace",
+        "trace",
+        is_flag=False,
+        flag_value="",
+        default=None,
+        metavar="[PATH]",
+        help="Record one line per turn in this SQLite file (default ~/.edgeagent/traces.db) "
+        "for edgeagent stats.",
+    ),
+    click.option(
+        "--trace-content", is_flag=True, help="Keep prompts and answers in the trace too."
+    ),
+    click.option(
+        "--min-confidence",
+        type=click.FloatRange(0, 1),
+        help="Below this confidence a call is not made (or goes to --fallback).",
+    ),
+    click.option(
+        "--fallback",
+        metavar="URL",
+        help="An OpenAI-compatible server (…/v1) asked when the model is unsure.",
+    ),
+    click.option("--fallback-model", default="default", show_default=True, metavar="NAME"),
 ]
 
 
@@ -87,8 +111,24 @@ def make_agent(
 ) -> Agent:
     """The agent the options describe; `options` are further Agent settings."""
     from edgeagent.agent import Agent
+    from edgeagent.fallback import Fallback
     from edgeagent.models import is_onnx_folder, resolve_model
+    from edgeagent.paths import home
     from edgeagent.toolsource import load_tools
+
+    trace = options.pop("trace", None)
+    if trace is not None:
+        options["trace"] = Path(trace) if trace else home() / "traces.db"
+    url, model_name = options.pop("fallback", None), options.pop("fallback_model", "default")
+    if url:
+        if not str(url).startswith(("http://", "https://")):
+            raise EdgeAgentError(
+                f"--fallback {url!r} is not an http(s) URL",
+                hint="e.g. --fallback http://gpu-box:8080/v1",
+            )
+        options["fallback"] = Fallback(url, model_name)
+    if options.get("min_confidence") is None:
+        options.pop("min_confidence", None)
 
     if n_ctx:
         options["n_ctx"] = n_ctx

@@ -304,3 +304,30 @@ def test_call_deltas_assemble_to_the_calls_for_any_chunking(calls, cuts):
             names[d["index"]] = d["function"]["name"]
         args[d["index"]] = args.get(d["index"], "") + d["function"]["arguments"]
     assert [(names[i], json.loads(args[i])) for i in sorted(names)] == [tuple(c) for c in calls]
+
+
+def test_parallel_tool_calls_false_admits_one_call_in_the_grammar():
+    """The grammar a request gets: two calls are admitted with parallel_tool_calls (the
+    default), one without; and the reply holds that many (a scripted model that writes two)."""
+    from starlette.testclient import TestClient
+
+    from edgeagent.agent import Agent
+    from edgeagent.server import Engine, create_app
+    from tests.gbnf import matches, parse_gbnf
+    from tests.test_agent_loop import ScriptedBackend
+
+    two = ('<tool_call>[{"name": "set_timer", "arguments": {"minutes": 5}}, '
+           '{"name": "set_timer", "arguments": {"minutes": 10}}]</tool_call>')  # fmt: skip
+    backend = ScriptedBackend([two, two])
+    engine = Engine(lambda: Agent([], backend=backend), "m")
+    engine.load()
+    counts = []
+    with TestClient(create_app(engine)) as http:
+        for parallel in (True, False):
+            r = http.post("/v1/chat/completions", json={
+                "messages": [{"role": "user", "content": "two timers"}], "tools": [TIMER],
+                "tool_choice": "required", "parallel_tool_calls": parallel})  # fmt: skip
+            counts.append(len(r.json()["choices"][0]["message"]["tool_calls"]))
+    assert counts == [2, 1]
+    with_parallel, single = (parse_gbnf(g) for g in backend.grammars)
+    assert matches(with_parallel, two) and not matches(single, two)

@@ -1,8 +1,9 @@
 """`edgeagent serve` against the in-process Agent, measured in one run. Prints one JSON object.
 
-1. decode tokens/s and time to first token of the same requests (a tool call under
-   tool_choice=required, and a plain answer), through the server with the official `openai`
-   client (streaming), and through the in-process backend with the same grammar and prompt;
+1. decode tokens/s and time to the first usable delta (an answer's first text, a call's whole
+   name) of the same requests (a tool call under tool_choice=required, and a plain answer),
+   through the server with the official `openai` client (streaming), and in-process with the
+   same prompt, grammar and reply strategy;
 2. four concurrent streaming clients: errors, and p50/p95 of their whole-request latency (they
    take turns on the one model, so this is the queue as a client feels it).
 
@@ -29,7 +30,9 @@ import openai  # noqa: E402
 
 from edgeagent.agent import Agent  # noqa: E402
 from edgeagent.backends import GenerationStats  # noqa: E402
-from edgeagent.openai_api import parse_request  # noqa: E402
+from edgeagent.confidence import PROBE_TOKENS  # noqa: E402
+from edgeagent.openai_api import CallDeltas, parse_request  # noqa: E402
+from edgeagent.wireformat import reply_kind  # noqa: E402
 from tests.test_serve import TOOLS, start_server  # noqa: E402
 
 CALL = {
@@ -70,11 +73,18 @@ def in_process(agent: Agent, body: dict) -> tuple[float, float]:
     derived = agent.derive(req.tools, max_tokens=req.max_tokens, memory=None)
     session = derived.session()
     session.messages = list(req.messages)
-    stats = GenerationStats()
+    stats = GenerationStats(probe_tokens=PROBE_TOKENS)  # the confidence probe, as Agent.run
     start = time.perf_counter()
-    first = 0.0
-    for _ in session._generate(req.tools, req.allow_answer, req.allow_calls, stats):
-        first = first or time.perf_counter() - start
+    first, text, deltas = 0.0, "", CallDeltas()
+    for piece in session._generate(req.tools, req.allow_answer, req.allow_calls, stats):
+        # the first thing a client can use, as through the server: a content delta, or a call's
+        # name once it is whole
+        text += piece
+        kind = reply_kind(text)
+        usable = kind == "answer" or (
+            kind == "call" and deltas.feed(piece if deltas.text else text)
+        )
+        first = first or (time.perf_counter() - start if usable else 0.0)
     total = time.perf_counter() - start
     return first, (stats.completion_tokens - 1) / max(total - first, 1e-9)
 

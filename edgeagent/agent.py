@@ -333,6 +333,9 @@ class Agent:
             "memory": self._memory_arg, "confirm": self.confirm,
             "min_confidence": self.min_confidence,
         }  # fmt: skip
+        tools = collect_tools(tools)
+        names = {t.name for t in tools}
+        settings["allow"] = "all" if self.allow == "all" else self.allow & names
         agent = Agent(tools, **{**settings, **overrides})
         agent._renderer, agent._lock = self._renderer, self._lock
         return agent

@@ -38,7 +38,8 @@ from edgeagent.openai_api import (
     new_id,
     parse_request,
 )
-from edgeagent.wireformat import CallStream, parse_reply, reply_kind
+from edgeagent.tools import Tool
+from edgeagent.wireformat import CallStream, Message, parse_reply, reply_kind
 
 MAX_BODY_BYTES = 1 << 20
 MAX_TOKENS_CAP = 1024
@@ -57,10 +58,13 @@ class Reply:
 class Engine:
     """The loaded model and one generation at a time on it."""
 
-    def __init__(self, make_agent: Callable[[], Agent], name: str, trace: Any = None) -> None:
+    def __init__(
+        self, make_agent: Callable[[], Agent], name: str, server_tools: list[Tool] | None = None
+    ) -> None:
         self.make_agent = make_agent
         self.name = name
-        self.trace = trace
+        #: tools the server runs itself (--tools, an extension of OpenAI's semantics)
+        self.server_tools = list(server_tools or [])
         self.agent: Agent | None = None
         self.error: str | None = None
         self.lock = asyncio.Lock()
@@ -79,7 +83,7 @@ class Engine:
         assert self.agent is not None
         sampling = SamplingParams(temperature=req.temperature, top_p=req.top_p, seed=req.seed)
         agent = self.agent.derive(
-            req.tools,
+            req.tools + self.server_tools,
             instructions=req.instructions,
             sampling=sampling,
             max_tokens=req.max_tokens,
@@ -88,6 +92,9 @@ class Engine:
         )
         session = agent.session()
         session.messages = list(req.messages)
+        if self.server_tools and req.json_schema is None:
+            yield from self._with_server_tools(agent, session, req, cancelled)
+            return
         stats = GenerationStats(probe_tokens=PROBE_TOKENS)
         if req.json_schema is not None:
             pieces = self._json_answer(agent, session, req, stats)
@@ -102,6 +109,48 @@ class Engine:
                     yield piece
             finally:
                 pieces.close()
+
+    def _with_server_tools(
+        self, agent: Agent, session: Any, req: ChatRequest, cancelled: threading.Event
+    ) -> Iterator[str]:
+        """The agent loop over the server's own tools: a reply that calls them is run here (with
+        the runtime's permission rules: a tool with side effects runs only if --allow names
+        it) and the model goes on; the reply that answers, or calls the client's tools, is the
+        one the client gets. A call is held until it is whole, to see whose tool it calls."""
+        tools = req.tools + self.server_tools
+        own = {t.name for t in self.server_tools}
+        for step in range(agent.max_steps):
+            last = step == agent.max_steps - 1
+            stats = GenerationStats(probe_tokens=PROBE_TOKENS)
+            self._stats = stats
+            allow_answer = req.allow_answer or step > 0 or last
+            pieces = session._generate(tools, allow_answer, req.allow_calls and not last, stats)
+            text, stream = "", CallStream()
+            with agent._lock:
+                try:
+                    for piece in pieces:
+                        if cancelled.is_set():
+                            return
+                        keep_going = stream.feed(piece)
+                        if reply_kind(stream.text) == "answer":
+                            yield stream.text[len(text) :]
+                            text = stream.text
+                        if not keep_going:
+                            break
+                finally:
+                    pieces.close()
+            if reply_kind(stream.text) != "call":
+                return
+            calls = parse_reply(stream.text, tools).calls
+            mine = [c for c in calls if c.name in own]
+            if not mine:
+                yield stream.text
+                return
+            session.messages.append(Message("assistant", calls=mine))
+            for call in mine:
+                record = session._execute(call)
+                session.records.append(record)
+                session.messages.append(Message("tool", record.result, name=call.name))
 
     def record(self, req: ChatRequest, text: str, seconds: float, ttft_s: float) -> None:
         """One trace record for a request, when the server traces (--trace)."""
@@ -207,6 +256,9 @@ def create_app(engine: Engine, *, api_key: str | None = None) -> Any:
             except ValueError:
                 raise ApiError(400, "the request body is not JSON") from None
             req = parse_request(body, max_tokens_cap=MAX_TOKENS_CAP)
+            if {t.name for t in req.tools} & {t.name for t in engine.server_tools}:
+                raise ApiError(400, "a tool has the name of one the server runs itself",
+                               param="tools")  # fmt: skip
         except ApiError as exc:
             return error(exc)
         if req.stream:

@@ -331,3 +331,53 @@ def test_parallel_tool_calls_false_admits_one_call_in_the_grammar():
     assert counts == [2, 1]
     with_parallel, single = (parse_gbnf(g) for g in backend.grammars)
     assert matches(with_parallel, two) and not matches(single, two)
+
+
+def test_server_tools_run_in_the_server_and_the_client_gets_the_rest():
+    """--tools: a call of the server's own tool runs there (a tool with side effects only when
+    allowed) and the model goes on; the client gets the reply that calls its tools."""
+    from starlette.testclient import TestClient
+
+    from edgeagent.agent import Agent
+    from edgeagent.server import Engine, create_app
+    from edgeagent.tools import tool
+    from tests.test_agent_loop import ScriptedBackend, call
+
+    ran = []
+
+    @tool
+    def room_temperature() -> str:
+        "The temperature in this room."
+        ran.append("room_temperature")
+        return "21 C"
+
+    @tool(effects="write")
+    def open_window() -> str:
+        "Open the window."
+        ran.append("open_window")
+        return "opened"
+
+    backend = ScriptedBackend([
+        call("room_temperature", "{}"), call("open_window", "{}"),
+        call("set_timer", '{"minutes": 5}'),
+    ])  # fmt: skip
+    own = [room_temperature, open_window]
+    engine = Engine(lambda: Agent(own, backend=backend, max_steps=4), "m", own)
+    engine.load()
+    with TestClient(create_app(engine)) as http:
+        r = http.post(
+            "/v1/chat/completions",
+            json={
+                "messages": [{"role": "user", "content": "warm in here? timer 5"}],
+                "tools": [TIMER],
+            },
+        )
+        clash = http.post("/v1/chat/completions", json={
+            "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"type": "function", "function": {"name": "open_window"}}]})  # fmt: skip
+    calls = r.json()["choices"][0]["message"]["tool_calls"]
+    assert [c["function"]["name"] for c in calls] == ["set_timer"]
+    assert ran == ["room_temperature"]  # open_window has side effects and was not allowed
+    prompt = "".join(map(chr, backend.prompts[-1]))
+    assert "21 C" in prompt and "open_window was not run" in prompt.lower()
+    assert clash.status_code == 400 and "runs itself" in clash.json()["error"]["message"]

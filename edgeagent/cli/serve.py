@@ -28,20 +28,18 @@ from edgeagent.errors import EdgeAgentError
 def command(host: str, port: int, api_key: str | None, **model_options: Any) -> None:
     """Serve /v1/chat/completions, /v1/models and /health to OpenAI clients: tools and
     tool_choice, parallel calls, json_schema answers and streaming, every call valid against
-    its tool's schema. The clients run the tools."""
+    its tool's schema. The clients run their tools; --tools adds tools the server runs itself
+    (those with side effects only when --allow names them)."""
     from edgeagent.server import Engine, serve
 
-    if model_options.get("tools_source"):
-        raise EdgeAgentError(
-            "serve takes the tools from each request (OpenAI's semantics)",
-            hint="drop --tools; clients send `tools` and run them",
-        )
     if model_options.get("decoupled"):
         raise EdgeAgentError(
             "serve runs one adapter, not decoupled ones",
             hint="pass --adapter, or export the adapters merged",
         )
     agent = make_agent(**model_options)  # a bad option fails here, before the port opens
+    # --tools: tools the server runs itself, beside the ones clients send (an extension)
+    own = agent.tools if model_options.get("tools_source") else []
     name = Path(str(model_options.get("model") or "edgeagent-default")).stem
     click.echo(f"edgeagent serve: http://{host}:{port}/v1 (model {name}; loading…)", err=True)
-    serve(Engine(lambda: agent, name), host, port, api_key)
+    serve(Engine(lambda: agent, name, own), host, port, api_key)

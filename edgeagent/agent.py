@@ -181,6 +181,8 @@ class Agent:
         self.min_confidence = min_confidence
         #: an OpenAI-compatible server asked when the first reply is unsure or unusable
         self.fallback = fallback
+        #: what a trace calls this agent (from_deployment: the slot it runs)
+        self.trace_source = "agent"
         #: one record per turn (edgeagent.traces); None: nothing recorded
         self.tracer = (
             trace if isinstance(trace, Tracer) or trace is None
@@ -316,7 +318,9 @@ class Agent:
         slot = running_slot(root, session_key)
         if options.get("memory") is None:
             options["memory"] = data_dir(Path(root)) / "memory.db"
-        return cls.from_bundle(slot, **options)
+        agent = cls.from_bundle(slot, **options)
+        agent.trace_source = f"slot {slot.name}"  # stats compare a canary's two slots by this
+        return agent
 
     def derive(self, tools: Iterable[Any], **overrides: Any) -> Agent:
         """An agent with other tools (and settings) on this agent's loaded model: its backend,
@@ -560,7 +564,7 @@ class Session:
             return
         try:
             tracer.record_run(
-                result, source="agent", model=self.agent.backend.model_path,
+                result, source=self.agent.trace_source, model=self.agent.backend.model_path,
                 adapter=self.agent.adapter, tools=[t.name for t in tools], prompt=prompt,
             )  # fmt: skip
         except sqlite3.Error as exc:  # the turn is done; a trace that cannot be written says so

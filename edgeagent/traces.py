@@ -3,11 +3,12 @@
 Nothing is recorded unless asked (`Agent(trace=PATH)`, `--trace` on run, chat and serve), and
 the text of prompts and answers only with `trace_content` (`--trace-content`). A record:
 
-    time, source (agent | serve), model and adapter SHA-256 (first 16 hex digits), the tools
-    offered, the calls made (name; status: ran / error / declined, or "proposed" for a
-    server's calls, which its client runs; valid: its arguments passed the tool's
-    validation), confidence, abstained, escalated (and why not, when the fallback failed),
-    TTFT, decode tokens/s, total seconds, tokens in and out
+    time, source (agent | serve | the deployment slot that ran it, "slot b"), model and
+    adapter SHA-256 (first 16 hex digits), the tools offered, the calls made (name; status:
+    ran / error / declined, or "proposed" for a server's calls, which its client runs;
+    valid: its arguments passed the tool's validation), confidence, abstained, escalated
+    (and why not, when the fallback failed), TTFT, decode tokens/s, total seconds, tokens in
+    and out
 
 Each record is one transaction; a killed process loses at most the turn it was in.
 """
@@ -203,12 +204,16 @@ def summarize(turns: list[dict[str, Any]]) -> dict[str, Any]:
         for name, calls in sorted(tools.items())
     }
     adapters: dict[str, list[dict[str, Any]]] = {}
+    sources: dict[str, list[dict[str, Any]]] = {}
     for t in turns:
         adapters.setdefault(t["adapter"] or "(none)", []).append(t)
+        sources.setdefault(t["source"], []).append(t)
     return {
         **rates(turns),
         "per_tool": per_tool,
         "per_adapter": {name: rates(group) for name, group in sorted(adapters.items())},
+        # "agent", "serve", or a deployment's slot ("slot a"): a canary trial's two sides
+        "per_source": {name: rates(group) for name, group in sorted(sources.items())},
     }
 
 

@@ -271,6 +271,13 @@ def test_a_canary_runs_beside_the_current_bundle_until_promoted(signed, keys, tm
     assert running_slot(root, "session-7") == running_slot(root, "session-7")
     with pytest.raises(DeployError, match="canary trial runs"):
         ops.deploy(second, root)
+    # traced, the two sides of the trial compare in edgeagent stats
+    trace = tmp_path / "trace.db"
+    keys = {running_slot(root, f"session-{i}").name: f"session-{i}" for i in range(50)}
+    for key in keys.values():
+        Agent.from_deployment(root, session_key=key, trace=trace).run("What time is it?")
+    stats = json.loads(cli("stats", str(trace), "--json").stdout)
+    assert set(stats["per_source"]) == {"slot a", "slot b"}
     assert json.loads(cli("deploy", "--promote", "--root", str(root), "--json").stdout)["ok"]
     state = read_state(root)
     assert state.active == "b" and state.canary is None and state.previous == "a"

@@ -92,6 +92,12 @@ def _show(s: dict[str, Any]) -> None:
             f"  tool {name}: {t['calls']} calls, {_pct(t['success_rate'])} ran, "
             f"{_pct(t['validity_rate'])} valid, {_ms(t['duration_s'])} ms"
         )
+    for name, a in s["per_source"].items():
+        click.echo(
+            f"  {name}: {a['turns']} turns, {_pct(a['call_success_rate'])} of calls ran, "
+            f"abstained {_pct(a['abstention_rate'])}, TTFT p50 "
+            f"{_ms(a['ttft_s']).split('/')[0]} ms"
+        )
     for name, a in s["per_adapter"].items():
         click.echo(
             f"  adapter {name}: {a['turns']} turns, TTFT p50 {_ms(a['ttft_s']).split('/')[0]}"

@@ -1,4 +1,5 @@
-"""`pip install .` gives the four import names from the installed copy (docs/architecture.md, the layout table)."""
+"""`pip install .` installs every package of the source tree (a package missing from
+pyproject's list would be absent from a wheel, though an editable install still finds it)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ["edgeagent", "edgeagent.converters", "edgeagent.targets", "edgeagent.apps"]
+#: every folder of edgeagent/ with an __init__.py
+NAMES = ["edgeagent"] + sorted(
+    "edgeagent." + init.parent.relative_to(ROOT / "edgeagent").as_posix().replace("/", ".")
+    for init in (ROOT / "edgeagent").rglob("__init__.py")
+    if init.parent != ROOT / "edgeagent"
+)
 
 
 def test_import_names_from_this_environment():

@@ -10,9 +10,9 @@ import sqlite3
 import pytest
 
 from edgeagent import Agent
-from edgeagent.agent import ABSTAIN_ANSWER
 from edgeagent.demo_tools import DEMO_TOOLS
 from edgeagent.fallback import Fallback
+from edgeagent.session import ABSTAIN_ANSWER
 from tests.test_cli import cli
 
 pytestmark = pytest.mark.model

@@ -19,6 +19,7 @@ its generation. Bound to 127.0.0.1 unless told otherwise; with an API key, every
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -319,6 +320,7 @@ async def _stream(engine: Engine, req: ChatRequest, request: Any) -> AsyncIterat
     cancelled = threading.Event()
     loop = asyncio.get_running_loop()
     pieces: asyncio.Queue[str | None] = asyncio.Queue()
+    finished = asyncio.Event()  # the generation ended: no more pieces to wait for
 
     def work() -> None:
         try:
@@ -329,6 +331,7 @@ async def _stream(engine: Engine, req: ChatRequest, request: Any) -> AsyncIterat
                     break
         finally:
             loop.call_soon_threadsafe(pieces.put_nowait, None)
+            loop.call_soon_threadsafe(finished.set)
 
     async def next_pieces() -> str | None:
         """What has arrived (at least one piece), or None at the end. After the first piece it
@@ -337,8 +340,9 @@ async def _stream(engine: Engine, req: ChatRequest, request: Any) -> AsyncIterat
         piece = await pieces.get()
         if piece is None:
             return None
-        if text:
-            await asyncio.sleep(CHUNK_WINDOW_S)
+        if text and not finished.is_set():  # the last pieces go out at once
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), CHUNK_WINDOW_S)
         while not pieces.empty():
             more = pieces.get_nowait()
             if more is None:

@@ -30,6 +30,7 @@ from typing import Any
 from edgeagent.agent import Agent
 from edgeagent.backends import GenerationStats, SamplingParams
 from edgeagent.confidence import PROBE_TOKENS, reply_confidence
+from edgeagent.errors import EdgeAgentError
 from edgeagent.openai_api import (
     ApiError,
     CallDeltas,
@@ -267,7 +268,10 @@ def create_app(engine: Engine, *, api_key: str | None = None) -> Any:
         if req.stream:
             return StreamingResponse(_stream(engine, req, request), media_type="text/event-stream")
         async with engine.lock:
-            reply = await asyncio.to_thread(_collect, engine, req)
+            try:
+                reply = await asyncio.to_thread(_collect, engine, req)
+            except EdgeAgentError as exc:  # the conversation does not fit the context, ...
+                return error(ApiError(400, str(exc.args[0]), param="messages"))
         return JSONResponse(_finish(engine, req, reply))
 
     routes = [
@@ -333,14 +337,14 @@ async def _stream(engine: Engine, req: ChatRequest, request: Any) -> AsyncIterat
             loop.call_soon_threadsafe(pieces.put_nowait, None)
             loop.call_soon_threadsafe(finished.set)
 
-    async def next_pieces() -> str | None:
-        """What has arrived (at least one piece), or None at the end. After the first piece it
-        lets a few more gather (CHUNK_WINDOW_S): fewer, larger chunks leave the decode loop
+    async def next_pieces(gather: bool) -> str | None:
+        """What has arrived (at least one piece), or None at the end. With `gather` it lets a
+        few more arrive first (CHUNK_WINDOW_S): fewer, larger chunks leave the decode loop
         more of the CPU (the event loop and the generating thread share one interpreter)."""
         piece = await pieces.get()
         if piece is None:
             return None
-        if text and not finished.is_set():  # the last pieces go out at once
+        if gather and not finished.is_set():  # the last pieces go out at once
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished.wait(), CHUNK_WINDOW_S)
         while not pieces.empty():
@@ -363,7 +367,7 @@ async def _stream(engine: Engine, req: ChatRequest, request: Any) -> AsyncIterat
             first_at = 0.0
             holdback = max((len(s) for s in req.stop), default=1) - 1
             while True:
-                piece = await next_pieces()
+                piece = await next_pieces(gather=bool(text))  # the first goes out at once
                 if piece is None:
                     break
                 if await request.is_disconnected():
@@ -388,7 +392,12 @@ async def _stream(engine: Engine, req: ChatRequest, request: Any) -> AsyncIterat
                         break
             if kind == "answer" and not stopped and sent < len(text):
                 yield sse(chunk(rid, name, {"content": text[sent:]}))
-            await worker
+            try:
+                await worker
+            except EdgeAgentError as exc:  # after the headers: an error event, as OpenAI sends
+                yield sse(ApiError(400, str(exc.args[0]), param="messages").body())
+                yield "data: [DONE]\n\n"
+                return
             stats = engine._stats
             engine.record(req, text, time.perf_counter() - start, first_at or 0.0)
             finish = (

@@ -231,6 +231,15 @@ def test_bad_requests_get_openai_error_objects(server, body, status, says):
     assert says in error["message"] and error["type"] == "invalid_request_error"
 
 
+def test_a_conversation_longer_than_the_context_is_a_400(client):
+    long = [{"role": "user", "content": "lorem ipsum " * 3000}]
+    with pytest.raises(openai.BadRequestError, match="context"):
+        client.chat.completions.create(model="m", messages=long)
+    with pytest.raises(openai.APIError, match="context"):
+        for _ in client.chat.completions.create(model="m", messages=long, stream=True):
+            pass
+
+
 def test_the_client_sees_401_and_413_as_errors(server, client):
     wrong = openai.OpenAI(base_url=f"{server}/v1", api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):

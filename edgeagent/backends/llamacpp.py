@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
 import logging
 import os
@@ -16,7 +17,7 @@ from typing import Any
 from edgeagent.backends import GenerationStats, SamplingParams
 from edgeagent.errors import GrammarError, Interrupted, ModelFileError
 from edgeagent.models import inspect_gguf
-from edgeagent.paths import replace_file
+from edgeagent.paths import publishing
 
 log = logging.getLogger(__name__)
 
@@ -302,13 +303,12 @@ class LlamaCppBackend:
             self._llm._ctx.kv_cache_clear()  # unreadable or another prefix: evaluate it again
             log.debug("prompt state %s not used", path)
         self.prefill(prefix)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
         tokens = (llama_cpp.llama_token * len(prefix))(*prefix)
-        if llama_cpp.llama_state_seq_save_file(ctx, str(partial).encode(), 0, tokens, len(prefix)):
-            replace_file(partial, path)  # whole or absent: a reader never sees half a state
-        else:
-            partial.unlink(missing_ok=True)
+        # whole or absent: a reader never sees half a state; one llama.cpp cannot save is skipped
+        with contextlib.suppress(_StateNotSaved), publishing(path) as tmp:
+            if not llama_cpp.llama_state_seq_save_file(ctx, str(tmp).encode(), 0, tokens,
+                                                       len(prefix)):  # fmt: skip
+                raise _StateNotSaved
 
     def _state_path(self, prefix: list[int]) -> Path:
         """Where a prefix's state lives: named by everything the cache depends on (the model
@@ -420,6 +420,10 @@ class LlamaCppBackend:
                 [self.piece(t).startswith(b"<") for t in range(self._n_vocab)], dtype=bool
             )
         return self._starts
+
+
+class _StateNotSaved(Exception):
+    """llama.cpp could not save a prompt state (nothing is published)."""
 
 
 @dataclass

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeagent.errors import EdgeAgentError
+from edgeagent.openai_api import parse_tool_call, to_openai_messages
 from edgeagent.tools import Tool
 from edgeagent.wireformat import Message, ToolCall
 
@@ -63,39 +64,7 @@ class Fallback:
             raise FallbackError(f"the fallback at {self.url} did not answer JSON") from None
         try:
             message = reply["choices"][0]["message"]
-            calls = [
-                ToolCall(c["function"]["name"], _arguments(c["function"].get("arguments")))
-                for c in message.get("tool_calls") or []
-            ]
+            calls = [parse_tool_call(c)[1] for c in message.get("tool_calls") or []]
             return str(message.get("content") or ""), calls
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise FallbackError(f"the fallback's reply is malformed ({exc})") from None
-
-
-def _arguments(raw: Any) -> dict[str, Any]:
-    value = json.loads(raw) if isinstance(raw, str) else (raw or {})
-    if not isinstance(value, dict):
-        raise ValueError("arguments are not an object")
-    return value
-
-
-def to_openai_messages(messages: list[Message], instructions: str | None) -> list[dict[str, Any]]:
-    """Our conversation as OpenAI chat messages (call ids made up, in order)."""
-    out: list[dict[str, Any]] = []
-    if instructions:
-        out.append({"role": "system", "content": instructions})
-    pending: list[str] = []
-    for i, msg in enumerate(messages):
-        if msg.role == "assistant" and msg.calls:
-            ids = [f"call_{i}_{j}" for j in range(len(msg.calls))]
-            pending = ids
-            out.append({"role": "assistant", "content": None, "tool_calls": [
-                {"id": cid, "type": "function", "function": {
-                    "name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
-                for cid, c in zip(ids, msg.calls, strict=True)]})  # fmt: skip
-        elif msg.role == "tool":
-            cid = pending.pop(0) if pending else f"call_{i}"
-            out.append({"role": "tool", "tool_call_id": cid, "content": msg.content})
-        else:
-            out.append({"role": msg.role, "content": msg.content})
-    return out

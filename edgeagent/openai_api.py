@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from edgeagent.errors import EdgeAgentError
@@ -69,16 +69,13 @@ class ChatRequest:
     stream: bool
     include_usage: bool
     json_schema: dict[str, Any] | None = None  # response_format: the answer is this JSON
-    model: str = ""
-    raw_tools: list[dict[str, Any]] = field(default_factory=list)
 
 
 def parse_request(body: Any, *, max_tokens_cap: int) -> ChatRequest:
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
     messages, instructions = _messages(body.get("messages"))
-    raw_tools = body.get("tools") or []
-    tools = _tools(raw_tools)
+    tools = _tools(body.get("tools") or [])
     allow_answer, allow_calls, tools = _tool_choice(body.get("tool_choice"), tools)
     json_schema = _response_format(body.get("response_format"))
     if json_schema is not None:
@@ -107,8 +104,6 @@ def parse_request(body: Any, *, max_tokens_cap: int) -> ChatRequest:
         stream=bool(body.get("stream")),
         include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
         json_schema=json_schema,
-        model=str(body.get("model") or ""),
-        raw_tools=raw_tools,
     )
 
 
@@ -138,17 +133,13 @@ def _messages(raw: Any) -> tuple[list[Message], str | None]:
             messages.append(Message("user", content))
         elif role == "assistant":
             calls = []
-            for call in msg.get("tool_calls") or []:
+            for raw_call in msg.get("tool_calls") or []:
                 try:
-                    fn = call["function"]
-                    args = fn.get("arguments") or "{}"
-                    arguments = json.loads(args) if isinstance(args, str) else args
-                    if not isinstance(arguments, dict):
-                        raise ValueError("arguments are not an object")
-                    names[str(call.get("id", ""))] = str(fn["name"])
-                    calls.append(ToolCall(str(fn["name"]), arguments))
+                    cid, call = parse_tool_call(raw_call)
                 except (KeyError, TypeError, ValueError) as exc:
                     raise ApiError(400, f"{where}.tool_calls: {exc}", param=where) from None
+                names[cid] = call.name
+                calls.append(call)
             messages.append(Message("assistant", "" if calls else content, calls))
         elif role == "tool":
             name = names.get(str(msg.get("tool_call_id", "")), str(msg.get("name") or ""))
@@ -256,15 +247,46 @@ def call_id() -> str:
     return "call_" + uuid.uuid4().hex[:24]
 
 
+def parse_tool_call(raw: Any) -> tuple[str, ToolCall]:
+    """(id, call) of one entry of an OpenAI `tool_calls` list (arguments as a JSON string or
+    an object); KeyError, TypeError or ValueError when it is malformed."""
+    fn = raw["function"]
+    args = fn.get("arguments") or "{}"
+    arguments = json.loads(args) if isinstance(args, str) else args
+    if not isinstance(arguments, dict):
+        raise ValueError("arguments are not an object")
+    return str(raw.get("id", "")), ToolCall(str(fn["name"]), arguments)
+
+
+def tool_call_object(call: ToolCall, cid: str | None = None) -> dict[str, Any]:
+    """One entry of an OpenAI `tool_calls` list (a new id unless given)."""
+    arguments = json.dumps(call.arguments, ensure_ascii=False)
+    function = {"name": call.name, "arguments": arguments}
+    return {"id": cid or call_id(), "type": "function", "function": function}
+
+
 def tool_call_objects(calls: list[ToolCall]) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": call_id(),
-            "type": "function",
-            "function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)},
-        }
-        for c in calls
-    ]
+    return [tool_call_object(c) for c in calls]
+
+
+def to_openai_messages(messages: list[Message], instructions: str | None) -> list[dict[str, Any]]:
+    """Our conversation as OpenAI chat messages (the other way from parse_request; call ids
+    made up, in order): what edgeagent.fallback sends a larger model."""
+    out: list[dict[str, Any]] = []
+    if instructions:
+        out.append({"role": "system", "content": instructions})
+    pending: list[str] = []
+    for i, msg in enumerate(messages):
+        if msg.role == "assistant" and msg.calls:
+            pending = [f"call_{i}_{j}" for j in range(len(msg.calls))]
+            calls = [tool_call_object(c, cid) for cid, c in zip(pending, msg.calls, strict=True)]
+            out.append({"role": "assistant", "content": None, "tool_calls": calls})
+        elif msg.role == "tool":
+            cid = pending.pop(0) if pending else f"call_{i}"
+            out.append({"role": "tool", "tool_call_id": cid, "content": msg.content})
+        else:
+            out.append({"role": msg.role, "content": msg.content})
+    return out
 
 
 def completion(

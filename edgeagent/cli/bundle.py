@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from edgeagent.cli.common import adapter_choice, echo_json, human_bytes, json_option
+from edgeagent.cli.common import (
+    adapter_choice,
+    echo_json,
+    human_bytes,
+    json_option,
+    trust_option,
+)
 
 
 @click.command("build")
@@ -65,9 +71,7 @@ def build(
 @click.command("verify")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--no-run", is_flag=True, help="Skip the tool call (hashes and fit only).")
-@click.option("--trust", "trust", multiple=True, metavar="PUB",
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A public key the bundle must be signed by (repeatable).")  # fmt: skip
+@trust_option
 @json_option
 def verify(bundle: Path, no_run: bool, trust: tuple[Path, ...], as_json: bool) -> None:
     """Check a bundle: manifest, paths, every size and SHA-256, that the model fits its target,

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+trust_option = click.option(
+    "--trust",
+    "trust",
+    multiple=True,
+    metavar="PUB",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A public key the bundle must be signed by (repeatable).",
+)
 
 
 def adapter_choice(adapter: Any, no_adapter: bool) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from edgeagent.cli.common import echo_json, json_option
+from edgeagent.cli.common import echo_json, json_option, trust_option
 
 root_option = click.option(
     "--root",
@@ -45,9 +45,7 @@ def keys_new(out: Path, as_json: bool) -> None:
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path),
                 required=False)  # fmt: skip
 @root_option
-@click.option("--trust", "trust", multiple=True, metavar="PUB",
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A public key the bundle must be signed by (repeatable).")  # fmt: skip
+@trust_option
 @click.option("--canary", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Run the bundle beside the current one for this share of sessions.")  # fmt: skip
 @click.option("--status", "show_status", is_flag=True, help="Show the slots and the history.")

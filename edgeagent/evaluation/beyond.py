@@ -17,6 +17,7 @@ from importlib.resources import files
 from typing import Any
 
 from edgeagent.backends import GenerationStats, SamplingParams
+from edgeagent.replies import ADAPTER
 from edgeagent.tools import Tool
 
 #: a fine-tune regresses when its perplexity on the general text grows by more than this
@@ -72,7 +73,7 @@ def coherence(
             base_answers=evaluator.shipped_adapter,
         )
         if evaluator.adapter is not None:
-            backend.set_adapters({"adapter": 1.0} if use_adapter else {})
+            backend.set_adapters({ADAPTER: 1.0} if use_adapter else {})
         run = agent.run(case["question"])
         called = any(c.name == f["name"] for c in run.tool_calls)
         ok = called and contains_any(run.answer, case["expect"])
@@ -96,7 +97,7 @@ def no_tool_answers(
 
     backend = evaluator.backend
     if evaluator.adapter is not None:
-        backend.set_adapters({"adapter": 1.0} if adapter else {})
+        backend.set_adapters({ADAPTER: 1.0} if adapter else {})
     agent = Agent([], backend=backend)
     rows = []
     for item in prompts or shipped("general_prompts.jsonl"):

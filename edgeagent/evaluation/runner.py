@@ -19,6 +19,7 @@ from edgeagent.backends import GenerationStats, SamplingParams
 from edgeagent.bfcl import function_tools
 from edgeagent.errors import EdgeAgentError
 from edgeagent.evaluation.checker import Call, Expected, check_case
+from edgeagent.replies import ADAPTER
 from edgeagent.tools import Tool
 
 #: named configurations for --compare: (adapter on, grammar on)
@@ -119,14 +120,14 @@ class Evaluator:
     @property
     def backend(self) -> Any:
         if self._backend is None:
-            from edgeagent.agent import Agent
+            from edgeagent.backends import open_backend
             from edgeagent.models import is_onnx_folder
 
             if self.adapter and is_onnx_folder(self.model):
                 raise EdgeAgentError("ONNX models run merged: evaluate with --no-adapter")
-            # the backend an agent makes for this model, its adapter loaded as "adapter"
-            agent = Agent([], model=self.model, adapter=self.adapter, n_ctx=self.n_ctx)
-            self._backend = agent.backend
+            # as an agent opens it: the adapter loaded under the name the reply strategies use
+            adapters = {ADAPTER: self.adapter} if self.adapter else {}
+            self._backend = open_backend(self.model, n_ctx=self.n_ctx, adapters=adapters)
         return self._backend
 
     def run(
@@ -140,7 +141,7 @@ class Evaluator:
     ) -> EvalReport:
         adapter = adapter and self.adapter is not None
         if self.adapter is not None:
-            self.backend.set_adapters({"adapter": 1.0} if adapter else {})
+            self.backend.set_adapters({ADAPTER: 1.0} if adapter else {})
         results = []
         for i, case in enumerate(cases):
             try:

@@ -39,6 +39,12 @@ def tiny(tokenizer):
     return transformers.LlamaForCausalLM(config), tokenizer
 
 
+def trainer_bf16():
+    from edgeagent.train.trainer import use_bf16
+
+    return use_bf16("auto")
+
+
 def examples(n=8):
     tools = [t for t in DEMO_TOOLS if t.name in ("set_timer", "convert_units")]
     return [parse_example(d) for d in synthesize(tools, n, seed=1)]
@@ -64,12 +70,14 @@ def test_lora_training_lowers_the_loss_and_writes_a_peft_adapter(tiny, tmp_path)
 
     out = tmp_path / "adapter"
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    # fp32: the same figures on every CPU (bf16 runs where the CPU has it: see below)
     settings = LoraSettings(
         rank=16, alpha=32, lr=3e-2, max_steps=16, batch_size=1, eval_fraction=0,
-        target_modules=targets, warmup_ratio=0,
+        target_modules=targets, warmup_ratio=0, precision="fp32",
     )  # fmt: skip
     result = train_lora(examples(8), "tiny", out, settings, model_and_tokenizer=tiny)
     assert result.steps == 16 and len(result.train_loss) == 16 and result.tokens_per_s > 0
+    assert result.precision == "fp32"
     # a random tiny model learns slowly through a frozen head: a clear, not a large, drop
     assert result.train_loss[-1] < result.train_loss[0] - 0.15
     assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
@@ -82,6 +90,18 @@ def test_lora_training_lowers_the_loss_and_writes_a_peft_adapter(tiny, tmp_path)
     assert not any("lora" in name for name, _ in model.named_parameters())
     loaded = PeftModel.from_pretrained(model, str(out))
     assert any("lora_A" in name for name, _ in loaded.named_parameters())
+
+
+def test_bf16_autocast_trains_where_the_cpu_computes_bf16(tiny, tmp_path):
+    if not trainer_bf16():
+        pytest.skip("this machine has no native bf16 compute")
+    settings = LoraSettings(rank=16, alpha=32, lr=3e-2, max_steps=8, batch_size=1,
+                            eval_fraction=0, warmup_ratio=0)  # fmt: skip
+    result = train_lora(examples(8), "tiny", tmp_path / "a", settings, model_and_tokenizer=tiny)
+    assert result.precision == "bf16"
+    assert result.train_loss[-1] < result.train_loss[0] - 0.05
+    card = json.loads((tmp_path / "a" / "run_card.json").read_text())
+    assert card["metrics"]["adapter"]["precision"] == "bf16"
 
 
 def test_training_goes_on_from_an_init_adapter_in_its_shape(tiny, tmp_path):
@@ -142,15 +162,17 @@ def test_packed_rows_give_each_example_its_own_attention(tiny):
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(1, 300), min_size=1, max_size=40), st.integers(50, 400))
-def test_pack_rows_keeps_every_token_within_budget(lengths, budget):
+def test_pack_rows_keeps_every_token_and_the_budget(lengths, budget):
     from edgeagent.train.batches import pack_rows
 
     rows = [{"input_ids": [i] * n, "labels": [i] * n} for i, n in enumerate(lengths)]
     packed = pack_rows(rows, budget)
-    assert all(len(p["input_ids"]) <= budget for p in packed)
+    # a row longer than the budget stands alone, whole; the others share rows within it
+    assert all(len(p["input_ids"]) <= budget or len(set(p["input_ids"])) == 1 for p in packed)
     assert sorted(t for p in packed for t in p["input_ids"]) == sorted(
-        t for r in rows for t in r["input_ids"][:budget]
+        t for r in rows for t in r["input_ids"]
     )
+    assert len(packed) <= len(rows)
     for p in packed:  # each example's first label is ignored; positions restart at 0
         starts = [k for k, pos in enumerate(p["position_ids"]) if pos == 0]
         assert all(p["labels"][k] == IGNORE for k in starts)
@@ -370,3 +392,61 @@ def test_a_base_that_cannot_load_is_refused_before_training(tmp_path):
     (tmp_path / "folder").mkdir()
     with pytest.raises(EdgeAgentError, match="cannot load base model"):
         load_base(tmp_path / "folder")  # no config.json
+
+
+def test_the_loss_at_learned_positions_is_the_models_own_loss(tiny):
+    """The head applied only where labels are learned gives the same loss and the same LoRA
+    gradients as the model's full forward, on packed rows with padding."""
+    from peft import LoraConfig, get_peft_model
+
+    from edgeagent.train.batches import pack_rows, packed_collator
+    from edgeagent.train.trainer import head_only_logits, learned_positions_loss
+
+    model, tok = tiny
+    rows = encode(examples(5), tok, "assistant", 4096)
+    batch = packed_collator(tok.pad_token_id or 0)(pack_rows(rows, 700))
+    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                  lora_dropout=0.0))  # fmt: skip
+    causal = peft_model.get_base_model()
+    assert head_only_logits(causal, rows[0]["input_ids"])
+    grads = []
+    for loss_of in (
+        lambda: peft_model(**batch).loss,
+        lambda: learned_positions_loss(causal, batch),
+    ):
+        peft_model.zero_grad()
+        loss = loss_of()
+        loss.backward()
+        grads.append((loss.detach(), [p.grad.clone() for p in peft_model.parameters()
+                                      if p.requires_grad]))  # fmt: skip
+    (theirs, g1), (ours, g2) = grads
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g1, g2, strict=True))
+    n = int((batch["labels"][:, 1:] != IGNORE).sum())  # divided by the step's learned tokens
+    assert torch.allclose(learned_positions_loss(causal, batch, n * 2), ours / 2, atol=1e-6)
+
+
+def test_logits_changed_after_the_head_keep_the_full_loss(tokenizer):
+    """A model that soft-caps its logits (Gemma 2) is not one where the head alone gives them."""
+    from edgeagent.train.trainer import head_only_logits
+
+    config = transformers.Gemma2Config(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, final_logit_softcapping=0.5,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    assert not head_only_logits(transformers.Gemma2ForCausalLM(config), [1, 2, 3, 4])
+
+
+def test_bf16_is_refused_where_the_machine_cannot_compute_it(tiny, tmp_path, monkeypatch):
+    from edgeagent.errors import EdgeAgentError
+    from edgeagent.train import trainer
+
+    monkeypatch.setattr(trainer, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert trainer.use_bf16("auto") is False and trainer.use_bf16("fp32") is False
+    settings = LoraSettings(precision="bf16", max_steps=1, batch_size=1, eval_fraction=0)
+    with pytest.raises(EdgeAgentError, match="no native bf16"):
+        train_lora(examples(2), "tiny", tmp_path / "a", settings, model_and_tokenizer=tiny)
+    monkeypatch.setattr(trainer, "cpu_has_bf16", lambda: True)
+    assert trainer.use_bf16("auto") is True and trainer.use_bf16("fp32") is False

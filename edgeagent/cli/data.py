@@ -114,6 +114,13 @@ def _print_report(report: Any, max_problems: int, as_json: bool) -> None:
     help="Share of negatives that ask for a tool left out of the list. 0 when your app always "
     "offers all its tools: a small model taught that case hesitates on those requests.",
 )
+@click.option(
+    "--masked",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="With --bank: this share of examples has meaningless tool names (fn_42), so that the "
+    "model learns to read descriptions (function masking).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @json_option
 def synth(
@@ -124,6 +131,7 @@ def synth(
     max_offered: int | None,
     siblings: float,
     missing: float,
+    masked: float,
     out: Path,
     as_json: bool,
 ) -> None:
@@ -143,10 +151,12 @@ def synth(
         n_tools = len(bank_items)
         if max_offered is None and bank != "demo":  # hundreds of tools: never all at once
             max_offered = 4
-        examples = synthesize_bank(bank_items, count, seed, max_offered, siblings, missing)
+        examples = synthesize_bank(
+            bank_items, count, seed, max_offered, siblings, missing, masked
+        )
     else:
-        if siblings:
-            raise click.UsageError("--siblings needs --bank (only the bank knows tool domains)")
+        if siblings or masked:
+            raise click.UsageError("--siblings and --masked need --bank")
         tools = (
             load_tool_list(source) if source and source.endswith(".json") else load_tools(source)
         )

@@ -53,6 +53,13 @@ from edgeagent.errors import EdgeAgentError
     help="Also: after a scripted tool result, does the answer use its values?",
 )
 @click.option(
+    "--answers-check",
+    is_flag=True,
+    help="Also: the answers check (edgeagent/data/eval/answers.jsonl): after real and scripted "
+    "tool results, errors, empty results and declined calls, is the answer short prose that "
+    "states the result?",
+)
+@click.option(
     "--regression",
     is_flag=True,
     help="Also: perplexity and no-tool answers, adapter on vs off (forgetting).",
@@ -73,14 +80,16 @@ def command(
     plot: Path | None,
     predictions_out: Path | None,
     coherence: bool,
+    answers_check: bool,
     regression: bool,
     n_ctx: int,
     as_json: bool,
 ) -> None:
     """Run the agent over BFCL-format cases and check its calls by AST, as BFCL does: per
     category accuracy, valid-call rate, latency and tokens/s. --coherence and --regression add
-    the checks beyond single calls."""
+    the checks beyond single calls, --answers-check the answers after tool results."""
     from edgeagent.evaluation import beyond
+    from edgeagent.evaluation.answers import check_answers
     from edgeagent.evaluation.runner import (
         PRESETS,
         EvalCase,
@@ -89,11 +98,11 @@ def command(
         file_cases,
     )
 
-    if not (bfcl or questions or coherence or regression):
+    if not (bfcl or questions or coherence or answers_check or regression):
         raise EdgeAgentError(
             "no cases",
             hint="pass --bfcl simple_python --limit 50, --questions Q --answers A, "
-            "--coherence or --regression",
+            "--coherence, --answers-check or --regression",
         )
     cases: list[EvalCase] = []
     skipped: list[str] = []
@@ -122,11 +131,13 @@ def command(
                 name=name,
                 adapter=use_adapter,
                 grammar=use_grammar,
-                progress=lambda i, r: bar and bar.update(1),
+                progress=lambda i, r: bar and bar.update(1, r),
             )
         rep.skipped = skipped
         if coherence:
             rep.coherence = beyond.coherence(evaluator, use_adapter, use_grammar)
+        if answers_check:
+            rep.answers_check = check_answers(evaluator, use_adapter, use_grammar)
         reports.append(rep)
     checked = beyond.regression(evaluator) if regression else None
     if predictions_out:
@@ -142,7 +153,7 @@ def command(
 
         plot = plot_comparison(reports, plot or Path("eval-compare.png"))
     if as_json:
-        keep = ("config", "model", "adapter", "grammar", "coherence")  # no BFCL cases: no scores
+        keep = ("config", "model", "adapter", "grammar", "coherence", "answers_check")  # no scores
         data = [r.to_dict() if cases else {k: r.to_dict()[k] for k in keep} for r in reports]
         out = data[0] if len(data) == 1 else {"configs": data, "plot": str(plot) if plot else None}
         echo_json({**out, "regression": checked} if regression else out)
@@ -155,6 +166,14 @@ def command(
             click.echo(
                 f"{rep.config}: coherence: called the tool {c['called']:.2f}, answer uses "
                 f"the result {c['answer_uses_result']:.2f} ({c['cases']} cases)"
+            )
+        if rep.answers_check:
+            a = rep.answers_check
+            kinds = ", ".join(f"{k} {v:.2f}" for k, v in a["kinds"].items())
+            problems = "; ".join(f"{k}: {v}" for k, v in a["problems"].items()) or "none"
+            click.echo(
+                f"{rep.config}: answers check {a['passed']:.2f} of {a['cases']} cases ({kinds}); "
+                f"problems: {problems}; retried after an error: {a['retried_after_error']}"
             )
     if checked:
         _regression(checked)
@@ -176,9 +195,21 @@ def _regression(checked: dict[str, Any]) -> None:
 
 
 def _progress(label: str, n: int, quiet: bool) -> Any:
+    """A bar with the remaining time and the decode speed so far: update it with (1, result)."""
     if quiet:
         return contextlib.nullcontext(None)
-    return click.progressbar(length=n, label=label, file=sys.stderr)
+    seen: dict[int, Any] = {}  # click may show one item more than once: count each once
+
+    def speed(result: Any) -> str | None:
+        if result is not None:
+            seen[id(result)] = result
+        tokens = sum(r.completion_tokens for r in seen.values())
+        seconds = sum(r.decode_s for r in seen.values())
+        return f"{tokens / seconds:.0f} tokens/s" if seconds else None
+
+    return click.progressbar(
+        length=n, label=label, file=sys.stderr, show_eta=True, item_show_func=speed
+    )
 
 
 def _table(reports: list) -> None:

@@ -82,6 +82,7 @@ def command(
             cfg.lora,
             decoupled=cfg.decoupled,
             init_adapter=cfg.init_adapter_path(),
+            progress=not as_json,
         )
     summary = {
         "adapter": result.adapter,
@@ -92,6 +93,7 @@ def command(
         "last_loss": result.train_loss[-1] if result.train_loss else None,
         "eval_loss": result.eval_loss,
         "tokens_per_s": result.tokens_per_s,
+        "precision": result.precision,
         "resumed_from": result.resumed_from,
         "adapters": sorted(result.adapters) or None,
     }
@@ -102,6 +104,6 @@ def command(
         what = f"{len(result.adapters)} adapters" if result.adapters else "adapter"
         click.echo(
             f"trained {result.steps} steps on {len(examples)} examples "
-            f"({result.tokens_per_s:.0f} tokens/s): loss {first:.3f} -> {last:.3f}; "
+            f"({result.tokens_per_s:.0f} tokens/s, {result.precision}): loss {first:.3f} -> {last:.3f}; "
             f"{what} in {result.adapter}"
         )

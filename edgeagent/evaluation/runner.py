@@ -77,6 +77,7 @@ class EvalReport:
     overall: CategoryScore
     skipped: list[str] = field(default_factory=list)  # malformed input lines, with the reason
     coherence: dict[str, Any] | None = None  # evaluation.beyond.coherence, when asked
+    answers_check: dict[str, Any] | None = None  # evaluation.answers.check_answers, when asked
     results: list[CaseResult] = field(default_factory=list)
 
     def to_dict(self, with_results: bool = False) -> dict[str, Any]:

@@ -6,9 +6,9 @@ sequence boundaries and gives each example a block-diagonal causal mask, so an e
 attends to its neighbour: the loss is the same as if each example had its own row. The first
 label of every example is ignored so that no token is learned from the end of the previous one.
 
-Rows are bounded (the model's max_length) rather than one long row per step: with a dense
-attention kernel (SDPA on a CPU) the cost and memory of attention grow with the square of the
-row, masked pairs included. Several packed rows make a step; first-fit decreasing leaves them
+Rows are bounded (the setting pack_length, 512 tokens) rather than one long row per step: with
+a dense attention kernel (SDPA on a CPU) the cost and memory of attention grow with the square
+of the row, masked pairs included. Several packed rows make a step; first-fit decreasing leaves them
 nearly full, and the little tail padding of a batch is marked with position -1 (each pad token a
 sequence of its own, never learned, never counted as a real token).
 """
@@ -23,13 +23,13 @@ Row = dict[str, list[int]]
 
 
 def pack_rows(rows: list[Row], budget: int) -> list[Row]:
-    """Bins of whole rows, each at most `budget` tokens (a longer row gets a bin of its own and
-    is cut to `budget`)."""
+    """Bins of whole rows, each at most `budget` tokens; a longer row (already cut to the model's
+    max_length by the encoder) gets a bin of its own, whole."""
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i]["input_ids"]))
     bins: list[list[int]] = []
     room: list[int] = []
     for i in order:
-        size = min(len(rows[i]["input_ids"]), budget)
+        size = len(rows[i]["input_ids"])
         for b, free in enumerate(room):
             if size <= free:
                 bins[b].append(i)
@@ -44,9 +44,9 @@ def pack_rows(rows: list[Row], budget: int) -> list[Row]:
         labels: list[int] = []
         positions: list[int] = []
         for i in members:
-            row_ids = rows[i]["input_ids"][:budget]
+            row_ids = rows[i]["input_ids"]
             ids += row_ids
-            labels += [IGNORE] + rows[i]["labels"][1 : len(row_ids)]
+            labels += [IGNORE] + rows[i]["labels"][1:]
             positions += list(range(len(row_ids)))
         packed.append({"input_ids": ids, "labels": labels, "position_ids": positions})
     return packed

@@ -51,8 +51,13 @@ OFF_TOPIC = [
 ]
 NO_TOOL_ANSWER = "I can't do that with the tools I have."
 # a quarter "missing": a request for a tool that is not offered, so that a fine-tune learns to
-# call only what fits (without them it calls anything on BFCL's irrelevance)
-KINDS = ["single"] * 50 + ["parallel"] * 12 + ["off_topic"] * 13 + ["missing"] * 25
+# call only what fits (without them it calls anything on BFCL's irrelevance). "parallel" asks
+# two tools (or by chance one twice); "parallel_same" asks one tool for two things at once, as
+# people do ("the weather in Paris and in Oslo"), answered by one call each.
+KINDS = (
+    ["single"] * 44 + ["parallel"] * 8 + ["parallel_same"] * 10 + ["off_topic"] * 13
+    + ["missing"] * 25
+)  # fmt: skip
 
 
 def kinds(missing: float = 0.25) -> list[str]:
@@ -127,8 +132,9 @@ class Synthesizer:
             offered = self.offer([], exclude=wanted.name)
             return Example(offered, [Message("user", self.request(wanted, call)),
                                      Message("assistant", NO_TOOL_ANSWER)])  # fmt: skip
-        if kind == "parallel":
-            first, second = rng.choice(self.tools), rng.choice(self.tools)
+        if kind in ("parallel", "parallel_same"):
+            first = rng.choice(self.tools)
+            second = first if kind == "parallel_same" else rng.choice(self.tools)
             a, b = self.call(first), self.call(second)
             if a == b:
                 return self.example("single")

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -219,8 +220,10 @@ class BankSynthesizer(Synthesizer):
         max_offered: int | None = 4,
         siblings: float = 0.0,
         missing: float = 0.25,
+        masked: float = 0.0,
     ) -> None:
         super().__init__([b.tool for b in bank], seed, max_offered, missing)
+        self.masked = masked
         self.by_name = {b.tool.name: b for b in bank}
         self.domains: dict[str, list[Tool]] = {}
         for item in bank:
@@ -232,21 +235,27 @@ class BankSynthesizer(Synthesizer):
         """With `siblings`, that share of the examples offers a whole domain of look-alike
         tools: two thirds ask for one of them, a third for a sibling that is not offered (a
         near miss, as BFCL's irrelevance cases are: "a circle's area" next to a triangle's).
-        Random lists rarely hold a tool close enough to confuse; a device's tools all do."""
-        if not self.siblings:
-            return super().examples(n)
-        return [
-            self.example(self.rng.choice(["domain", "domain", "near_miss"]))
-            if self.rng.random() < self.siblings
-            else self.example(self.rng.choice(self.kinds))
-            for _ in range(n)
-        ]
+        Random lists rarely hold a tool close enough to confuse; a device's tools all do.
+        With `masked`, that share has its tool names replaced by meaningless ones (function
+        masking): the model must read the descriptions, not match names to words."""
+        out = []
+        for _ in range(n):
+            if self.siblings and self.rng.random() < self.siblings:
+                example = self.example(self.rng.choice(["domain", "domain", "near_miss"]))
+            else:
+                example = self.example(self.rng.choice(self.kinds))
+            if self.masked and self.rng.random() < self.masked:
+                example = mask_names(example, self.rng)
+            out.append(example)
+        return out
 
     def example(self, kind: str) -> Example:
         """A third of the calls go on with their results and an answer: after a result the
         model answers instead of calling again."""
         if kind in ("domain", "near_miss"):
             example = self.sibling_example(kind == "near_miss")
+        elif kind == "parallel_same" and self.rng.random() < 0.6:
+            example = self.values_example()
         else:
             example = super().example(kind)
         reply = example.messages[-1]
@@ -268,6 +277,44 @@ class BankSynthesizer(Synthesizer):
         if near_miss:
             return Example(offered, [ask, Message("assistant", NO_TOOL_ANSWER)])
         return Example(offered, [ask, Message("assistant", calls=[call])])
+
+    def values_example(self) -> Example:
+        """One request naming two or three values of one argument ("the weather in Paris and
+        Oslo", "... and the same for Lima"): one call per value, alike but for that argument."""
+        rng = self.rng
+        tool = rng.choice(self.tools)
+        item = self.by_name[tool.name]
+        first = self.call(tool)
+        template = self.planned[_key(first)]
+        slots = [s for s in dict.fromkeys(_SLOT.findall(template))
+                 if not item.kinds[s].startswith(("list[", "bool"))]  # fmt: skip
+        if not slots:
+            return self.example("single")
+        slot = rng.choice(slots)
+        values = [first.arguments[slot]]
+        for _ in range(12):
+            value = self.draw(item.kinds[slot], tool.parameters["properties"][slot])
+            if value not in values:
+                values.append(value)
+            if len(values) == (3 if rng.random() < 0.25 else 2):
+                break
+        if len(values) < 2:
+            return self.example("single")
+        calls = [ToolCall(tool.name, {**first.arguments, slot: v}) for v in values]
+        for call in calls:
+            tool.validate(call.arguments)
+        said = [_say(v) for v in values]
+        if rng.random() < 0.6:
+            joined = ", ".join(said[:-1]) + " and " + said[-1]
+            text = _SLOT.sub(lambda m: joined if m[1] == slot else _say(first.arguments[m[1]]),
+                             template)  # fmt: skip
+            text = text[:1].upper() + text[1:] + rng.choice(["?", ".", ""])
+        else:
+            more = " and ".join(said[1:])
+            text = self.request(tool, first).rstrip(".!? ") + rng.choice(
+                [f". Also for {more}.", f", and the same for {more}.", f". Then repeat with {more}."]
+            )
+        return Example(self.offer([tool]), [Message("user", text), Message("assistant", calls=calls)])
 
     def call(self, tool: Tool) -> ToolCall:
         item = self.by_name[tool.name]
@@ -319,6 +366,29 @@ DONE = ["Done.", "All set.", "OK, that's done.", "It's done.", "Finished!"]
 LEADS = ["Quick one:", "Hey,", "Okay so", "When you get a chance,", "Hi!", "Right,"]
 
 
+MASK_PREFIXES = ["func", "tool", "fn", "api", "op", "action"]
+
+
+def mask_names(example: Example, rng: random.Random) -> Example:
+    """The example with every tool renamed to a meaningless name (`fn_42`), in the tool list,
+    the calls and the results alike; descriptions and arguments unchanged."""
+    names = {}
+    for tool in example.tools:
+        while (new := f"{rng.choice(MASK_PREFIXES)}_{rng.randint(1, 999)}") in names.values():
+            pass
+        names[tool.name] = new
+    tools = [Tool.from_schema(names[t.name], t.description, t.parameters) for t in example.tools]
+    messages = [
+        replace(
+            m,
+            calls=[replace(c, name=names.get(c.name, c.name)) for c in m.calls],
+            name=names.get(m.name, m.name) if m.name else m.name,
+        )
+        for m in example.messages
+    ]
+    return Example(tools, messages)
+
+
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
@@ -342,7 +412,8 @@ def synthesize_bank(
     max_offered: int | None = 4,
     siblings: float = 0.0,
     missing: float = 0.25,
+    masked: float = 0.0,
 ) -> list[dict[str, Any]]:
     """n canonical examples over the bank's tools, deterministic for a seed."""
-    examples = BankSynthesizer(bank, seed, max_offered, siblings, missing).examples(n)
+    examples = BankSynthesizer(bank, seed, max_offered, siblings, missing, masked).examples(n)
     return [example_to_dict(e) for e in examples]

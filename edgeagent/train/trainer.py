@@ -58,13 +58,19 @@ class LoraSettings:
     )
     mask: MaskKind = "assistant"
     quantization: Literal["none", "nf4"] = "none"  # nf4 = QLoRA (bitsandbytes, CUDA only)
+    # auto: bf16 autocast where the hardware computes bf16 natively (a CUDA GPU that supports
+    # it; a CPU with AVX512-BF16, AMX or Arm's BF16), else fp32. Weights stay fp32 either way.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     lr: float = 2e-4
     lr_scheduler: str = "cosine"  # any transformers scheduler name
     warmup_ratio: float = 0.03
     epochs: float = 1.0
     max_steps: int = -1  # > 0 overrides epochs
-    batch_size: int = 4  # rows a step: examples, or with packing rows of max_length tokens
+    batch_size: int = 4  # rows a step: examples, or with packing rows of pack_length tokens
     packing: bool = True  # whole examples side by side in rows, no padding computed
+    # a packed row's width; dense attention costs grow with it, masked pairs included, so rows
+    # a little wider than a typical example beat long ones (benchmarks/bench_train.py)
+    pack_length: int = 512
     grad_accum: int = 1
     max_length: int = 1024
     eval_fraction: float = 0.1
@@ -75,7 +81,9 @@ class LoraSettings:
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
-        for key, allowed in (("mask", get_args(MaskKind)), ("quantization", ("none", "nf4"))):
+        choices = (("mask", get_args(MaskKind)), ("quantization", ("none", "nf4")),
+                   ("precision", ("auto", "fp32", "bf16")))  # fmt: skip
+        for key, allowed in choices:
             if getattr(self, key) not in allowed:
                 raise ValueError(f"lora.{key} must be one of {', '.join(allowed)}")
 
@@ -88,6 +96,7 @@ class TrainResult:
     eval_loss: float | None
     tokens_per_s: float
     resumed_from: int | None = None
+    precision: str = "fp32"  # the compute path that ran: fp32, or bf16 autocast
     adapters: dict[str, dict[str, Any]] = field(default_factory=dict)  # decoupled: per adapter
 
 
@@ -152,6 +161,7 @@ def train_lora(
     model_and_tokenizer: tuple[Any, Any] | None = None,
     decoupled: bool = False,
     init_adapter: str | Path | None = None,
+    progress: bool = True,
 ) -> TrainResult:
     """Train one LoRA adapter (or, decoupled, a selector and per-tool argument adapters) and
     write it to `out` in PEFT format, with a run card. `init_adapter` (a PEFT folder or a GGUF
@@ -194,7 +204,7 @@ def train_lora(
             raise EdgeAgentError(f"no example has anything to learn under mask {job.mask!r}")
         final = target / job.name if job.name else target
         model, results[job.name] = _train_job(
-            model, tokenizer, rows, s, work, job, done, final, init
+            model, tokenizer, rows, s, work, job, done, final, init, progress
         )
     summary = _summary(results, target)
     card = run_card(
@@ -248,6 +258,7 @@ def _summary(results: dict[str, TrainResult], target: Path) -> TrainResult:
         train_loss=first.train_loss,
         eval_loss=first.eval_loss,
         tokens_per_s=first.tokens_per_s,
+        precision=first.precision,
         adapters={name: asdict(r) for name, r in results.items()},
     )
 
@@ -292,6 +303,7 @@ def _train_job(
     done: Path,
     final: Path,
     init: dict[str, Any] | None = None,
+    progress: bool = True,
 ) -> tuple[Any, TrainResult]:
     """Train one job into `done` (in the work folder); its result names `final`, where the
     adapter lands when the whole run is done."""
@@ -299,16 +311,51 @@ def _train_job(
 
     import torch
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-    from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
+    from transformers import (
+        EarlyStoppingCallback,
+        PrinterCallback,
+        ProgressCallback,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
 
     class _CountingTrainer(Trainer):  # type: ignore[misc]
-        """Counts the real (non-pad) tokens it trains on, for tokens/s."""
+        """Counts the real (non-pad) tokens it trains on, for tokens/s; computes the vocabulary
+        logits only where a label is learned (when the model's logits are its head applied to
+        its decoder's output, checked once): most tokens of a tool-calling example are prompt
+        and schemas, and the head is a fifth of a small model's compute."""
 
         real_tokens = 0
+        learned_only = False
 
         def training_step(self, model: Any, inputs: dict[str, Any], *args: Any) -> Any:
             self.real_tokens += real_tokens(inputs)
             return super().training_step(model, inputs, *args)
+
+        def compute_loss(
+            self,
+            model: Any,
+            inputs: dict[str, Any],
+            return_outputs: bool = False,
+            num_items_in_batch: Any = None,
+        ) -> Any:
+            if not self.learned_only:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss = learned_positions_loss(
+                self.accelerator.unwrap_model(model).get_base_model(), inputs, num_items_in_batch
+            )
+            return (loss, {"loss": loss}) if return_outputs else loss
+
+    class TokensPerSecond(TrainerCallback):  # type: ignore[misc]
+        """Real tokens/s on the progress bar, beside transformers' steps and remaining time."""
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            bars = [c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)]
+            bar = bars[0].training_bar if bars else None
+            if bar is not None:
+                rate = trainer.real_tokens / max(time.perf_counter() - started, 1e-9)
+                bar.set_postfix_str(f"{rate:.0f} tokens/s", refresh=False)
 
     class CommitCheckpoints(TrainerCallback):  # type: ignore[misc]
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
@@ -324,8 +371,9 @@ def _train_job(
     train_rows, eval_rows = shuffled[n_eval:], shuffled[:n_eval]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     if s.packing:
-        train_rows = pack_rows(train_rows, s.max_length)
-        eval_rows = pack_rows(eval_rows, s.max_length)
+        width = min(s.pack_length, s.max_length)
+        train_rows = pack_rows(train_rows, width)
+        eval_rows = pack_rows(eval_rows, width)
         collate = packed_collator(pad)
     else:
         collate = padded_collator(pad)
@@ -358,6 +406,7 @@ def _train_job(
     resume_from = _last_checkpoint(checkpoints) if s.resume else None
     tensorboard = importlib.util.find_spec("tensorboard") is not None
     cuda = torch.cuda.is_available()
+    bf16 = use_bf16(s.precision)
     args = TrainingArguments(
         output_dir=str(checkpoints),
         per_device_train_batch_size=s.batch_size,
@@ -379,14 +428,15 @@ def _train_job(
         report_to=["tensorboard"] if tensorboard else [],
         logging_dir=str(work / "tensorboard" / label),
         seed=s.seed,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
+        bf16=bf16,
+        prediction_loss_only=True,  # the eval loss is all we read; no logits gathered
         gradient_checkpointing=s.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
         use_cpu=not cuda,
         remove_unused_columns=False,
-        disable_tqdm=False,
+        disable_tqdm=not progress,
     )
-    callbacks: list[Any] = [CommitCheckpoints()]
+    callbacks: list[Any] = [CommitCheckpoints(), TokensPerSecond()]
     if eval_rows and s.early_stopping > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=s.early_stopping))
     trainer = _CountingTrainer(
@@ -397,6 +447,11 @@ def _train_job(
         data_collator=collate,
         callbacks=callbacks,
     )
+    if not progress:
+        trainer.remove_callback(PrinterCallback)  # its loss line per step
+    trainer.learned_only = head_only_logits(peft_model.get_base_model(), rows[0]["input_ids"])
+    log.info("precision %s; logits %s", "bf16 autocast" if bf16 else "fp32",
+             "at learned positions only" if trainer.learned_only else "everywhere")  # fmt: skip
     steps_before = 0
     if resume_from is not None:
         steps_before = json.loads((resume_from / "trainer_state.json").read_text())["global_step"]
@@ -408,6 +463,7 @@ def _train_job(
     history = state.log_history
     result = TrainResult(
         adapter=str(final),
+        precision="bf16" if bf16 else "fp32",
         steps=state.global_step,
         train_loss=[h["loss"] for h in history if "loss" in h],
         eval_loss=state.best_metric
@@ -426,6 +482,68 @@ def _train_job(
             (tmp / "result.json").write_text(json.dumps(asdict(result), indent=2))
         shutil.rmtree(checkpoints, ignore_errors=True)
     return peft_model.unload(), result  # the base without LoRA layers, for the next job
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16, AMX, Arm's BF16): without it
+    autocast emulates bf16 and runs slower than fp32. Read from /proc/cpuinfo (Linux); False
+    where it cannot tell."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = {f for line in text.splitlines() if line.startswith(("flags", "Features"))
+             for f in line.split(":", 1)[1].split()}  # fmt: skip
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def use_bf16(precision: str) -> bool:
+    """The precision setting resolved on this machine (bf16 asked where it cannot run: refused)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    native = torch.cuda.is_bf16_supported() if cuda else cpu_has_bf16()
+    if precision == "bf16" and not native:
+        raise EdgeAgentError(
+            "precision bf16: this machine has no native bf16 compute",
+            hint='set lora.precision = "auto" or "fp32"',
+        )
+    return precision == "bf16" or (precision == "auto" and native)
+
+
+def head_only_logits(causal_lm: Any, ids: list[int]) -> bool:
+    """Whether the model's logits are exactly its output head applied to its decoder's hidden
+    states (no soft-capping or scaling after the head), tried on a few tokens: then the loss
+    can apply the head at the learned positions only."""
+    import torch
+
+    try:
+        decoder, head = causal_lm.get_decoder(), causal_lm.get_output_embeddings()
+    except (AttributeError, NotImplementedError):
+        return False
+    if decoder is None or head is None:
+        return False
+    x = torch.tensor([ids[:8]], device=causal_lm.device)
+    with torch.no_grad():
+        full = causal_lm(input_ids=x, use_cache=False).logits
+        ours = head(decoder(input_ids=x, use_cache=False).last_hidden_state)
+    return full.shape == ours.shape and bool(torch.allclose(full, ours, atol=1e-5))
+
+
+def learned_positions_loss(causal_lm: Any, inputs: dict[str, Any], num_items: Any = None) -> Any:
+    """The causal LM loss of a batch with the head applied only where a label is learned:
+    summed over those tokens and divided by `num_items` (the learned tokens of the whole step,
+    as transformers' own loss does under gradient accumulation), else by their count."""
+    import torch.nn.functional as F
+
+    labels = inputs["labels"]
+    rest = {k: v for k, v in inputs.items() if k != "labels"}
+    hidden = causal_lm.get_decoder()(**rest).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != IGNORE
+    logits = causal_lm.get_output_embeddings()(hidden[:, :-1][keep]).float()
+    loss = F.cross_entropy(logits, targets[keep], reduction="sum")
+    return loss / (num_items if num_items is not None else keep.sum().clamp(min=1))
 
 
 def _metrics(result: TrainResult) -> dict[str, Any]:

@@ -1,0 +1,183 @@
+"""The answers check: after its tools ran, does the agent's answer say what happened?
+
+Each case (edgeagent/data/eval/answers.jsonl) is one request and its tools, run through the
+whole agent loop as a user would meet it: the demo tools with their real result shapes (or
+their real functions: `calculate` and `convert_units` are deterministic, and their errors are
+the real ones), other tools with scripted results, empty results, errors and calls the user
+declines. A case passes when
+
+- the agent called a tool (an answer without a call has no result to state),
+- the answer states every expected value (each group: any of its spellings),
+- it is prose: no code block, no call syntax, no code lines, no JSON,
+- it ended by itself within ANSWER_TOKENS tokens,
+- it does not repeat itself.
+
+Recovery is recorded too: after an error, did the agent call again with other arguments?
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from edgeagent.evaluation.beyond import shipped
+from edgeagent.replies import ADAPTER
+from edgeagent.tools import Tool
+
+#: an answer longer than this (or cut off by the token limit) has not ended by itself
+ANSWER_TOKENS = 80
+
+_CODE_LINE = re.compile(r"^\s*(def |class |import |from \w+ import |print\(|return |>>> )", re.M)
+_CALL_SYNTAX = re.compile(r"\b[a-z_][a-z0-9_]*\(\s*([a-z_]+\s*=|\"|'|\))")
+
+
+@dataclass
+class AnswerResult:
+    id: str
+    kind: str  # value, empty, error, declined, several
+    called: bool
+    retried: bool  # after an error, another call with other arguments
+    answer: str
+    tokens: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def looks_like_code(text: str) -> bool:
+    """A code block, a line of code, a function call written out, or a JSON object."""
+    stripped = text.strip()
+    return (
+        "```" in text
+        or "<tool_call>" in text
+        or bool(_CODE_LINE.search(text))
+        or bool(_CALL_SYNTAX.search(text))
+        or stripped.startswith(("{", "["))
+    )
+
+
+def repeats(text: str) -> bool:
+    """The same four words three times, or the same sentence twice: a loop, not an answer."""
+    words = re.findall(r"\w+", text.lower())
+    grams = Counter(tuple(words[i : i + 4]) for i in range(len(words) - 3))
+    if any(n >= 3 for n in grams.values()):
+        return True
+    sentences = [s.strip() for s in re.split(r"[.!?\n]+", text.lower()) if len(s.split()) >= 3]
+    return len(sentences) != len(set(sentences))
+
+
+def answer_problems(answer: str, expect: list[list[str]], tokens: int) -> list[str]:
+    problems = []
+    if not answer.strip():
+        return ["empty answer"]
+    low = answer.lower()
+    for group in expect:
+        if not any(e.lower() in low for e in group):
+            problems.append(f"does not state {group[0]!r}")
+    if looks_like_code(answer):
+        problems.append("code or call syntax, not prose")
+    if tokens > ANSWER_TOKENS:
+        problems.append(f"did not end within {ANSWER_TOKENS} tokens ({tokens})")
+    if repeats(answer):
+        problems.append("repeats itself")
+    return problems
+
+
+def case_tools(case: dict[str, Any]) -> list[Tool]:
+    """The case's tools: a demo tool by name (its real function when the case says `real`),
+    or a schema; each answers with the case's scripted result or error."""
+    from edgeagent.demo_tools import DEMO_TOOLS
+
+    demo = {t.name: t for t in DEMO_TOOLS}
+    side_effects = case.get("allow") or case.get("declined")
+
+    def scripted(**arguments: Any) -> Any:
+        if "error" in case:
+            raise ValueError(case["error"])
+        by_value = {k.lower(): v for k, v in case.get("results", {}).items()}
+        for value in arguments.values():
+            if str(value).lower() in by_value:
+                return by_value[str(value).lower()]
+        result = case.get("result")
+        if isinstance(result, str):  # "Timer '{label}' set for {minutes} minutes."
+            return result.format_map(defaultdict(str, arguments))
+        return result
+
+    tools = []
+    for spec in case["tools"]:
+        if isinstance(spec, str):
+            real = demo[spec]
+            if case.get("real"):
+                tools.append(real)
+                continue
+            spec = {**real.spec(), "effects": real.effects}
+        effects = spec.get("effects", "write" if side_effects else "read")
+        tools.append(Tool.from_schema(spec["name"], spec["description"], spec["parameters"],
+                                      fn=scripted, effects=effects))  # fmt: skip
+    return tools
+
+
+def run_case(agent: Any, case: dict[str, Any]) -> AnswerResult:
+    run = agent.run(case["question"])
+    calls = run.tool_calls
+    failed_then_other = any(
+        not a.ok and any(b.arguments != a.arguments for b in calls[i + 1 :])
+        for i, a in enumerate(calls)
+    )
+    tokens = len(agent.backend.tokenize(run.answer))
+    problems = answer_problems(run.answer, case["expect"], tokens)
+    if not calls:
+        problems.insert(0, "no tool called")
+    return AnswerResult(case["id"], case["kind"], bool(calls), failed_then_other, run.answer,
+                        tokens, problems)  # fmt: skip
+
+
+def check_answers(
+    evaluator: Any, adapter: bool, grammar: bool, cases: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Every case through the agent as `edgeagent run` builds it: the share that passes, per
+    kind, the problems, and the recoveries after errors."""
+    from edgeagent.agent import Agent
+
+    backend = evaluator.backend
+    use_adapter = adapter and evaluator.adapter is not None
+    results = []
+    for case in cases if cases is not None else shipped("answers.jsonl"):
+        tools = case_tools(case)
+        agent = Agent(
+            tools,
+            backend=backend,
+            adapter=evaluator.adapter if use_adapter else None,
+            constrained=grammar,
+            max_steps=4,  # room to retry after an error
+            max_tokens=ANSWER_TOKENS + 48,  # a loop shows as a long answer, not a cut one
+            base_answers=evaluator.shipped_adapter,
+            allow="all" if case.get("allow") else (),
+            confirm=(lambda call, tool: False) if case.get("declined") else None,
+        )
+        if evaluator.adapter is not None:
+            backend.set_adapters({ADAPTER: 1.0} if use_adapter else {})
+        results.append(run_case(agent, case))
+    return summarize(results)
+
+
+def summarize(results: list[AnswerResult]) -> dict[str, Any]:
+    n = len(results)
+    kinds: dict[str, list[AnswerResult]] = defaultdict(list)
+    for r in results:
+        kinds[r.kind].append(r)
+    problems = Counter(p.split(" (")[0].split(" '")[0] for r in results for p in r.problems)
+    errors = [r for r in results if r.kind == "error" or r.retried]
+    return {
+        "cases": n,
+        "passed": round(sum(r.ok for r in results) / n, 3) if n else 0.0,
+        "called": round(sum(r.called for r in results) / n, 3) if n else 0.0,
+        "kinds": {k: round(sum(r.ok for r in rs) / len(rs), 3) for k, rs in sorted(kinds.items())},
+        "problems": dict(problems.most_common()),
+        "retried_after_error": sum(r.retried for r in errors),
+        "results": [{**asdict(r), "ok": r.ok} for r in results],
+    }

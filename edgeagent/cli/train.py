@@ -104,6 +104,7 @@ def command(
         what = f"{len(result.adapters)} adapters" if result.adapters else "adapter"
         click.echo(
             f"trained {result.steps} steps on {len(examples)} examples "
-            f"({result.tokens_per_s:.0f} tokens/s, {result.precision}): loss {first:.3f} -> {last:.3f}; "
+            f"({result.tokens_per_s:.0f} tokens/s, {result.precision}): "
+            f"loss {first:.3f} -> {last:.3f}; "
             f"{what} in {result.adapter}"
         )

@@ -312,9 +312,15 @@ class BankSynthesizer(Synthesizer):
         else:
             more = " and ".join(said[1:])
             text = self.request(tool, first).rstrip(".!? ") + rng.choice(
-                [f". Also for {more}.", f", and the same for {more}.", f". Then repeat with {more}."]
+                [
+                    f". Also for {more}.",
+                    f", and the same for {more}.",
+                    f". Then repeat with {more}.",
+                ]
             )
-        return Example(self.offer([tool]), [Message("user", text), Message("assistant", calls=calls)])
+        return Example(
+            self.offer([tool]), [Message("user", text), Message("assistant", calls=calls)]
+        )
 
     def call(self, tool: Tool) -> ToolCall:
         item = self.by_name[tool.name]

@@ -351,7 +351,9 @@ def _train_job(
         """Real tokens/s on the progress bar, beside transformers' steps and remaining time."""
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            bars = [c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)]
+            bars = [
+                c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)
+            ]
             bar = bars[0].training_bar if bars else None
             if bar is not None:
                 rate = trainer.real_tokens / max(time.perf_counter() - started, 1e-9)

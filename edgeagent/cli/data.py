@@ -151,9 +151,7 @@ def synth(
         n_tools = len(bank_items)
         if max_offered is None and bank != "demo":  # hundreds of tools: never all at once
             max_offered = 4
-        examples = synthesize_bank(
-            bank_items, count, seed, max_offered, siblings, missing, masked
-        )
+        examples = synthesize_bank(bank_items, count, seed, max_offered, siblings, missing, masked)
     else:
         if siblings or masked:
             raise click.UsageError("--siblings and --masked need --bank")

@@ -134,6 +134,8 @@ class Session:
                         self.messages.append(Message("assistant", answer))
                         break
                 duplicates += reply.duplicates_dropped + stream.repeated
+                if stream.looped:
+                    problems.append(f"reply {steps}: cut where it began repeating itself")
                 problems += [f"reply {steps}: {p}" for p in reply.problems]
                 if reply_kind(text) == "call" and not reply.is_call:
                     # A call cut off by max_tokens (or malformed, without the grammar): nothing

@@ -18,6 +18,7 @@ a call repeats an earlier one in the same reply; the repeat is dropped.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -363,9 +364,39 @@ def _decode_prefix(body: str) -> tuple[list[Any], list[str]]:
     return items, []
 
 
+_WORD = re.compile(r"\w+")
+_SENTENCE_END = re.compile(r"[.!?]+(?:\s+|$)|\n+")  # not the point inside 12.0
+
+
+def loop_start(text: str) -> int | None:
+    """Where an answer starts going round in circles, or None: the start of the second
+    occurrence of four words that now occur a third time ("12.0 * 0.15 = 12.0 * 0.15 = 12.0 *
+    0.15"), or of a sentence (three words or more) written a second time. Cutting there keeps
+    the first occurrence."""
+    words = [(m.group().lower(), m.start()) for m in _WORD.finditer(text)]
+    seen: dict[tuple[str, ...], list[int]] = {}
+    for i in range(len(words) - 3):
+        gram = tuple(w for w, _ in words[i : i + 4])
+        starts = seen.setdefault(gram, [])
+        starts.append(words[i][1])
+        if len(starts) == 3:
+            return starts[1]
+    sentences: dict[str, int] = {}
+    pos = 0
+    for end in _SENTENCE_END.finditer(text):
+        sentence = text[pos : end.start()].strip().lower()
+        if len(sentence.split()) >= 3:
+            if sentence in sentences:
+                return pos
+            sentences[sentence] = pos
+        pos = end.end()
+    return None
+
+
 class CallStream:
     """Watches a reply as it is generated. `feed` returns False when generation should stop:
-    the reply is calling tools and its newest complete call repeats an earlier one."""
+    the reply is calling tools and its newest complete call repeats an earlier one, or it is
+    an answer going round in circles (`loop_start`; the text is cut where the loop began)."""
 
     def __init__(self) -> None:
         self.text = ""
@@ -373,10 +404,20 @@ class CallStream:
         self._seen: list[Any] = []
         self._scan = 0
         self.repeated = False
+        self.looped = False
 
     def feed(self, piece: str) -> bool:
         self.text += piece
-        if not self.text.startswith(CALL_OPEN) or "}" not in piece:
+        if not self.text.startswith(CALL_OPEN):
+            if self.text.startswith("<") or not re.search(r"[\s.!?]", piece):
+                return True  # a call may still be opening; or no word or sentence ended
+            cut = loop_start(self.text)
+            if cut is None:
+                return True
+            self.looped = True
+            self.text = self.text[:cut].rstrip()
+            return False
+        if "}" not in piece:
             return True
         body = self.text[len(CALL_OPEN) + 1 :]  # after "<tool_call>["
         pos = max(self._scan, 0)

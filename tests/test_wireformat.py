@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edgeagent import tool
 from edgeagent.wireformat import (
@@ -137,3 +139,59 @@ def test_templates_without_a_tool_role_get_results_as_user_turns():
         [Message("user", "x"), Message("tool", "42", name="set_timer")], [set_timer]
     )
     assert '[user]{"name": "set_timer", "result": "42"}' in renderer.render(msgs)
+
+
+def test_an_answer_going_round_in_circles_is_cut_where_the_loop_began():
+    from edgeagent.wireformat import CallStream
+
+    stream = CallStream()
+    pieces = ["12.0", " *", " 0.15", " =", " 12.0", " *", " 0.15", " =", " 12.0", " *", " 0.15",
+              " =", " 12.0", " *", " 0.15", " ="]  # fmt: skip
+    fed = 0
+    for piece in pieces:
+        fed += 1
+        if not stream.feed(piece):
+            break
+    assert stream.looped and fed < len(pieces) and stream.text == "12.0 * 0.15 ="
+    again = CallStream()
+    for piece in [
+        "The",
+        "user's",
+        "response",
+        "is:",
+        "yes.",
+        "The",
+        "user's",
+        "response",
+        "is:",
+        "yes.",
+        "More",
+    ]:
+        if not again.feed(piece + " "):
+            break
+    assert again.looped and again.text == "The user's response is: yes."
+
+
+def test_a_call_is_never_cut_as_a_loop():
+    from edgeagent.wireformat import CallStream
+
+    stream = CallStream()
+    text = '<tool_call>[{"name": "a", "arguments": {"x": "go go go go go go go go go go go"}}'
+    assert all(stream.feed(ch) for ch in text) and not stream.looped
+
+
+@given(
+    st.lists(st.text("abcdefgh", min_size=1, max_size=6), min_size=1, max_size=8, unique=True),
+    st.integers(2, 8),
+)
+def test_a_repeated_phrase_is_cut_to_its_first_occurrence(words, times):
+    from edgeagent.wireformat import loop_start
+
+    phrase = " ".join(words) + ","
+    text = " ".join([phrase] * times)
+    cut = loop_start(text)
+    if len(words) * times >= 4 + 2 * len(words):  # four words come round a third time
+        assert cut is not None and text[:cut].rstrip() == phrase
+    elif len(words) >= 4:
+        assert cut is None  # twice is not yet a loop
+    assert loop_start(" ".join(words) + ".") is None  # distinct words: never a loop

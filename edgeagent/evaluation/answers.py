@@ -25,6 +25,7 @@ from typing import Any
 from edgeagent.evaluation.beyond import shipped
 from edgeagent.replies import ADAPTER
 from edgeagent.tools import Tool
+from edgeagent.wireformat import loop_start
 
 #: an answer longer than this (or cut off by the token limit) has not ended by itself
 ANSWER_TOKENS = 80
@@ -61,13 +62,9 @@ def looks_like_code(text: str) -> bool:
 
 
 def repeats(text: str) -> bool:
-    """The same four words three times, or the same sentence twice: a loop, not an answer."""
-    words = re.findall(r"\w+", text.lower())
-    grams = Counter(tuple(words[i : i + 4]) for i in range(len(words) - 3))
-    if any(n >= 3 for n in grams.values()):
-        return True
-    sentences = [s.strip() for s in re.split(r"[.!?\n]+", text.lower()) if len(s.split()) >= 3]
-    return len(sentences) != len(set(sentences))
+    """Four words three times, or a sentence twice: a loop, not an answer (the runtime cuts
+    such loops as they happen: edgeagent.wireformat.loop_start)."""
+    return loop_start(text) is not None
 
 
 def answer_problems(answer: str, expect: list[list[str]], tokens: int) -> list[str]:

@@ -7,10 +7,11 @@ JSON object.
   tool that is not offered, some are off-topic): exact match of the calls, or of "no call".
 - seen_tools: new requests and values for the tools it was trained on.
 - demo: the prompts of the docs with every demo tool offered, as `edgeagent run` does.
-- BFCL simple_python / multiple / irrelevance (from the bfcl-eval package; never trained on).
+- BFCL simple_python / multiple / irrelevance, or the categories of --bfcl (from the bfcl-eval
+  package; never trained on).
 
     python benchmarks/bench_default_adapter.py [--adapter A.gguf ...] [--cases 80] [--bfcl-limit 50]
-        [--no-base]
+        [--bfcl simple_python,multiple,irrelevance] [--no-base]
 
 With several --adapter, each is scored on the same cases in the same run ("adapter",
 "adapter1", ...). The bare model is the slow part (it answers at length where an adapter
@@ -60,11 +61,17 @@ def main() -> None:
     )
     parser.add_argument("--cases", type=int, default=80, help="synthesized cases per set")
     parser.add_argument("--bfcl-limit", type=int, default=50)
+    parser.add_argument(
+        "--bfcl",
+        default="simple_python,multiple,irrelevance",
+        help="BFCL categories, comma-separated (e.g. also parallel,parallel_multiple,"
+        "live_simple,live_irrelevance)",
+    )
     parser.add_argument("--no-base", action="store_true", help="score the adapters only")
     args = parser.parse_args()
     unseen = [parse_example(d) for d in synthesize_bank(bank_tools("held-out"), args.cases, 99)]
     seen = [parse_example(d) for d in synthesize_bank(bank_tools("train"), args.cases, 98)]
-    bfcl = {c: load_cases(c, args.bfcl_limit) for c in ("simple_python", "multiple", "irrelevance")}
+    bfcl = {c: load_cases(c, args.bfcl_limit) for c in args.bfcl.split(",") if c}
     paths = args.adapter or [DEFAULT_ADAPTER]
     adapters = {f"adapter{i or ''}": path for i, path in enumerate(paths)}
     backend = LlamaCppBackend(default_model_path(), n_ctx=4096, adapters=adapters)

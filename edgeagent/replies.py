@@ -23,7 +23,7 @@ from edgeagent.backends import AdapterSwitching, GenerationStats, PromptCaching
 from edgeagent.decoupled import two_phase
 from edgeagent.errors import Interrupted
 from edgeagent.tools import Tool
-from edgeagent.wireformat import reply_kind
+from edgeagent.wireformat import answer_view, reply_kind
 
 if TYPE_CHECKING:
     from edgeagent.agent import Session
@@ -90,7 +90,7 @@ class AdapterCalls(OneModel):
             pieces.close()
         backend.set_adapters({})
         r.stats.probe_tokens = 0  # the decision was the adapter's, probed above
-        yield from super().generate(session, r.only_answer())
+        yield from super().generate(session, base_answer(session, r))
 
     def after_answer(self, session: Session, tools: list[Tool]) -> None:
         """Evaluate the conversation so far in the adapter's context too: the next turn starts
@@ -116,7 +116,7 @@ class Decoupled(OneModel):
         assert agent.decoupled is not None
         if not (r.allow_calls and agent.constrained):
             switching(session).set_adapters({})  # answers: the base model
-            yield from super().generate(session, r)
+            yield from super().generate(session, base_answer(session, r))
             return
         visible = session.window.visible(session.messages)
         yield from two_phase(
@@ -131,6 +131,18 @@ class Decoupled(OneModel):
             max_string_chars=agent.max_string_chars,
             stats=r.stats,
         )
+
+
+def base_answer(session: Session, r: Request) -> Request:
+    """The answer request for the base model (one never trained on our wire format): no tool
+    schemas or call instructions in its prompt (with them it wrote code and JSON "calls"), and
+    this turn's tool results shown by `answer_view`, where that fits the context."""
+    agent = session.agent
+    view = answer_view(session.window.visible(session.messages))
+    prompt = agent.backend.tokenize(agent.render(view, []))
+    if len(prompt) + r.max_tokens > agent.backend.n_ctx:
+        return r.only_answer()
+    return replace(r.only_answer(), prompt=prompt, tools=[])
 
 
 def switching(session: Session) -> AdapterSwitching:

@@ -139,6 +139,49 @@ def template_messages(
     return out
 
 
+#: How a base model (one never trained on our wire format) is shown this turn's tool results
+#: when it writes the answer (edgeagent.replies): a plain request with the results beside it.
+RESULTS_HEADER = "What the tools returned:"
+ANSWER_CUE = "Answer me in one or two short sentences that state these results."
+
+
+def plain_result(content: str) -> str:
+    """A tool result as a small model reads it best: JSON objects as `key: value` pairs, lists
+    one item a line, nothing as "nothing found"; text as it is."""
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return content.strip() or "nothing found"
+
+    def say(v: Any) -> str:
+        if isinstance(v, dict):
+            return ", ".join(f"{k}: {say(x)}" for k, x in v.items()) if v else "nothing"
+        if isinstance(v, list):
+            return "; ".join(say(x) for x in v) if v else "nothing"
+        return v if isinstance(v, str) else json.dumps(v)
+
+    if value in ([], {}, None, ""):
+        return "nothing found"
+    if isinstance(value, list) and len(value) > 1:
+        return "".join(f"\n  - {say(item)}" for item in value)
+    return say(value[0] if isinstance(value, list) else value)
+
+
+def answer_view(messages: Sequence[Message]) -> list[Message]:
+    """The conversation as a base model reads it best when it answers after tool results: this
+    turn's calls and results folded into the user's message, as a list and a request to state
+    them. Earlier turns are unchanged, so a cache of them is reused. Without results this turn,
+    the messages as they are."""
+    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    results = [m for m in messages[last_user + 1 :] if m.role == "tool"]
+    if last_user < 0 or not results:
+        return list(messages)
+    ask = messages[last_user]
+    lines = "\n".join(f"- {m.name}: {plain_result(m.content)}" for m in results)
+    content = f"{ask.content}\n\n{RESULTS_HEADER}\n{lines}\n\n{ANSWER_CUE}"
+    return [*messages[:last_user], Message("user", content, recalled=ask.recalled)]
+
+
 class ChatRenderer:
     """Renders conversations through a model's own Jinja chat template (from its GGUF file)."""
 

@@ -195,3 +195,60 @@ def test_a_repeated_phrase_is_cut_to_its_first_occurrence(words, times):
     elif len(words) >= 4:
         assert cut is None  # twice is not yet a loop
     assert loop_start(" ".join(words) + ".") is None  # distinct words: never a loop
+
+
+def test_the_answer_view_folds_this_turns_results_into_the_request():
+    from edgeagent.wireformat import ANSWER_CUE, answer_view
+
+    earlier = [Message("user", "hi"), Message("assistant", "Hello!")]
+    turn = [
+        Message("user", "What is 18% of 240?", recalled=("likes maths",)),
+        Message("assistant", calls=[ToolCall("calculate", {"expression": "18%"})]),
+        Message("tool", "error: invalid syntax", name="calculate"),
+        Message("assistant", calls=[ToolCall("calculate", {"expression": "0.18*240"})]),
+        Message("tool", "0.18*240 = 43.2", name="calculate"),
+    ]
+    view = answer_view(earlier + turn)
+    assert view[:2] == earlier and len(view) == 3  # earlier turns as they were
+    ask = view[2]
+    assert ask.role == "user" and ask.recalled == ("likes maths",)
+    assert ask.content.startswith("What is 18% of 240?")
+    assert "- calculate: error: invalid syntax\n- calculate: 0.18*240 = 43.2" in ask.content
+    assert ask.content.endswith(ANSWER_CUE)
+    plain = [*earlier, Message("user", "thanks")]
+    assert answer_view(plain) == plain  # no results this turn: nothing changes
+
+
+@pytest.mark.parametrize(
+    "content, shown",
+    [
+        ("[]", "nothing found"),
+        ("{}", "nothing found"),
+        ("", "nothing found"),
+        ('{"city": "Lisbon", "temperature_c": 23}', "city: Lisbon, temperature_c: 23"),
+        ('[{"label": "eggs", "minutes_left": 4.5}]', "label: eggs, minutes_left: 4.5"),
+        ('[{"n": "A"}, {"n": "B"}]', "\n  - n: A\n  - n: B"),
+        ('{"percent": 64, "charging": false}', "percent: 64, charging: false"),
+        ("Timer 'pasta' set for 12 minutes.", "Timer 'pasta' set for 12 minutes."),
+        (
+            "find_files failed: ValueError: bad pattern",
+            "find_files failed: ValueError: bad pattern",
+        ),
+    ],
+)
+def test_tool_results_are_shown_to_the_answering_model_as_plain_text(content, shown):
+    from edgeagent.wireformat import plain_result
+
+    assert plain_result(content) == shown
+
+
+@given(st.dictionaries(st.text("abcxyz_", min_size=1, max_size=8),
+                       st.one_of(st.integers(), st.text("abc ", max_size=8)), min_size=1))  # fmt: skip
+def test_every_value_of_a_result_object_is_shown(obj):
+    import json
+
+    from edgeagent.wireformat import plain_result
+
+    shown = plain_result(json.dumps(obj))
+    assert all(f"{k}: " in shown for k in obj)
+    assert all(str(v) in shown for v in obj.values())

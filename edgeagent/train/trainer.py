@@ -526,9 +526,14 @@ def head_only_logits(causal_lm: Any, ids: list[int]) -> bool:
     if decoder is None or head is None:
         return False
     x = torch.tensor([ids[:8]], device=causal_lm.device)
-    with torch.no_grad():
-        full = causal_lm(input_ids=x, use_cache=False).logits
-        ours = head(decoder(input_ids=x, use_cache=False).last_hidden_state)
+    training = causal_lm.training
+    causal_lm.eval()  # no dropout: the two ways must see the same weights
+    try:
+        with torch.no_grad():
+            full = causal_lm(input_ids=x, use_cache=False).logits
+            ours = head(decoder(input_ids=x, use_cache=False).last_hidden_state)
+    finally:
+        causal_lm.train(training)
     return full.shape == ours.shape and bool(torch.allclose(full, ours, atol=1e-5))
 
 

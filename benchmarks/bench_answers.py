@@ -5,7 +5,7 @@ Configurations: the default (the adapter decides and calls; the base model answe
 results from `answer_view`'s prompt), the same with the answer prompt it replaced (the tool
 results as `tool` turns, as the adapter sees them), and the bare model (no adapter, grammar on).
 
-    python benchmarks/bench_answers.py [--adapter FILE] [--rows OUT.jsonl]
+    python benchmarks/bench_answers.py [--adapter FILE] [--rows OUT.jsonl] [--no-bare]
 """
 
 from __future__ import annotations
@@ -40,13 +40,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--adapter", type=Path, help="default: the shipped adapter")
     parser.add_argument("--rows", type=Path, help="every answer of every configuration (JSONL)")
+    parser.add_argument("--no-bare", action="store_true", help="leave out the bare model (slow)")
     args = parser.parse_args()
     evaluator = Evaluator(adapter=args.adapter) if args.adapter else Evaluator()
     runs = {}
     runs["default"] = check_answers(evaluator, adapter=True, grammar=True)
     with previous_answer_prompt():
         runs["default_previous_prompt"] = check_answers(evaluator, adapter=True, grammar=True)
-    runs["bare_grammar"] = check_answers(evaluator, adapter=False, grammar=True)
+    if not args.no_bare:
+        runs["bare_grammar"] = check_answers(evaluator, adapter=False, grammar=True)
     if args.rows:
         with args.rows.open("w", encoding="utf-8") as fh:
             for name, run in runs.items():

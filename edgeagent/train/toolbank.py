@@ -378,7 +378,7 @@ MASK_PREFIXES = ["func", "tool", "fn", "api", "op", "action"]
 def mask_names(example: Example, rng: random.Random) -> Example:
     """The example with every tool renamed to a meaningless name (`fn_42`), in the tool list,
     the calls and the results alike; descriptions and arguments unchanged."""
-    names = {}
+    names: dict[str, str] = {}
     for tool in example.tools:
         while (new := f"{rng.choice(MASK_PREFIXES)}_{rng.randint(1, 999)}") in names.values():
             pass

@@ -116,7 +116,8 @@ class Decoupled(OneModel):
         assert agent.decoupled is not None
         if not (r.allow_calls and agent.constrained):
             switching(session).set_adapters({})  # answers: the base model
-            yield from super().generate(session, base_answer(session, r))
+            # without the grammar the base model may still call: it keeps the tools' prompt
+            yield from super().generate(session, r if r.allow_calls else base_answer(session, r))
             return
         visible = session.window.visible(session.messages)
         yield from two_phase(

@@ -409,6 +409,7 @@ def _decode_prefix(body: str) -> tuple[list[Any], list[str]]:
 
 _WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"[.!?]+(?:\s+|$)|\n+")  # not the point inside 12.0
+_WORD_END = re.compile(r"[\s.!?]")
 
 
 def loop_start(text: str) -> int | None:
@@ -452,7 +453,7 @@ class CallStream:
     def feed(self, piece: str) -> bool:
         self.text += piece
         if not self.text.startswith(CALL_OPEN):
-            if self.text.startswith("<") or not re.search(r"[\s.!?]", piece):
+            if self.text.startswith("<") or not _WORD_END.search(piece):
                 return True  # a call may still be opening; or no word or sentence ended
             cut = loop_start(self.text)
             if cut is None:

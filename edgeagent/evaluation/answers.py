@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edgeagent.evaluation.beyond import shipped
+from edgeagent.evaluation.beyond import contains_any, shipped
 from edgeagent.replies import ADAPTER
 from edgeagent.tools import Tool
 from edgeagent.wireformat import loop_start
@@ -71,9 +71,8 @@ def answer_problems(answer: str, expect: list[list[str]], tokens: int) -> list[s
     problems = []
     if not answer.strip():
         return ["empty answer"]
-    low = answer.lower()
     for group in expect:
-        if not any(e.lower() in low for e in group):
+        if not contains_any(answer, group):
             problems.append(f"does not state {group[0]!r}")
     if looks_like_code(answer):
         problems.append("code or call syntax, not prose")
@@ -168,13 +167,12 @@ def summarize(results: list[AnswerResult]) -> dict[str, Any]:
     for r in results:
         kinds[r.kind].append(r)
     problems = Counter(p.split(" (")[0].split(" '")[0] for r in results for p in r.problems)
-    errors = [r for r in results if r.kind == "error" or r.retried]
     return {
         "cases": n,
         "passed": round(sum(r.ok for r in results) / n, 3) if n else 0.0,
         "called": round(sum(r.called for r in results) / n, 3) if n else 0.0,
         "kinds": {k: round(sum(r.ok for r in rs) / len(rs), 3) for k, rs in sorted(kinds.items())},
         "problems": dict(problems.most_common()),
-        "retried_after_error": sum(r.retried for r in errors),
+        "retried_after_error": sum(r.retried for r in results),
         "results": [{**asdict(r), "ok": r.ok} for r in results],
     }

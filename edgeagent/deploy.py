@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -186,7 +187,8 @@ def _point(root: Path, slot: str | None) -> None:
 
 def _health(root: Path, slot: str, timeout: float) -> tuple[bool, str]:
     """The health check, in a child process: (passed, what it found)."""
-    cmd = [sys.executable, "-m", "edgeagent.deploy", str(slot_dir(root, slot)), str(root)]
+    cmd = [sys.executable, "-m", "edgeagent.deploy", str(slot_dir(root, slot)), str(root),
+           str(os.getpid())]  # fmt: skip
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -313,6 +315,21 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-if __name__ == "__main__":  # the health check's child process: SLOT ROOT
+def _exit_with(parent: int, poll_s: float = 0.2) -> None:
+    """End this process when `parent` is gone. A deployer killed during the health check
+    would otherwise leave its check running, and on a small device that orphan takes the cores
+    from whatever runs next (the next deployment's own check included). llama.cpp releases the
+    GIL while it decodes, so this thread gets to look."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent watch", daemon=True).start()
+
+
+if __name__ == "__main__":  # the health check's child process: SLOT ROOT PARENT_PID
+    _exit_with(int(sys.argv[3]))
     passed, found = health(Path(sys.argv[1]), Path(sys.argv[2]))
     print(json.dumps({"ok": passed, "detail": found}))

@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -228,6 +229,53 @@ KILL_AT = textwrap.dedent(
 )
 
 
+def health_checks(root: Path) -> list[int]:
+    """Processes running a health check on `root` (from /proc: Linux, where CI runs)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        pid = int(cmdline.parent.name)
+        if b"edgeagent.deploy" in args and str(root).encode() in args and running(pid):
+            found.append(pid)
+    return found
+
+
+ORPHAN = textwrap.dedent(
+    """
+    import os, subprocess, sys
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time; from edgeagent.deploy "
+                              "import _exit_with; _exit_with(int(sys.argv[1])); time.sleep(600)",
+                              str(os.getpid())])  # as the deployer passes it
+    print(child.pid, flush=True)
+    child.wait()
+    """
+)
+
+
+def test_a_health_check_ends_when_its_deployer_dies():
+    parent = subprocess.Popen([sys.executable, "-c", ORPHAN], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 60  # a hang guard: it ends within a fraction of a second
+    while running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(child)
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's exit is reaped by whoever adopted it, maybe late)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
 @pytest.mark.parametrize("step", ["copy", "verify", "switch", "health", "confirm"])
 def test_a_deployer_killed_at_any_step_leaves_a_slot_that_verifies_and_loads(
     signed, keys, tmp_path, step
@@ -240,6 +288,11 @@ def test_a_deployer_killed_at_any_step_leaves_a_slot_that_verifies_and_loads(
     proc = subprocess.run([sys.executable, "-c", KILL_AT, str(second), str(root), step],
                           cwd=ROOT, timeout=600)  # fmt: skip
     assert proc.returncode == -signal.SIGKILL
+    # a check cut off with its deployer stops too, leaving the cores to what runs next
+    deadline = time.monotonic() + 30  # a hang guard: it normally ends within a second
+    while health_checks(root) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not health_checks(root)
     # the device starts again: whatever runs now verifies and loads
     running = running_slot(root)
     assert verify_bundle(running, run=False).ok

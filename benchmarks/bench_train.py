@@ -13,7 +13,8 @@ tokens computed per second (pad included), and the loss on the same held-out row
 On a CUDA GPU both sides train in bf16 mixed precision, and `--qlora` adds the QLoRA pair: the
 base loaded in bitsandbytes NF4 by hand (BitsAndBytesConfig + prepare_model_for_kbit_training,
 peft's documented recipe) under the plain Trainer, against `lora.quantization = "nf4"` in ours.
-Peak GPU memory is reported for each. `--base DIR` trains another HF model; a folder holding
+Peak GPU memory is reported for each; a short untimed run goes first, so that no side pays
+for the GPU's first kernels. `--base DIR` trains another HF model; a folder holding
 only a config and a tokenizer is initialized at random (seeded): throughput does not depend on
 the weights' values, and that is how the model reaches a machine its 98 MB GGUF cannot.
 
@@ -241,6 +242,8 @@ def run(args) -> dict:
         1, round(args.batch_size * sum(lengths) / len(lengths) / args.pack_length)
     )
     base_loss = eval_loss(model, held_out)
+    if torch.cuda.is_available():  # kernels compiled and tuned before anything is timed
+        plain(model, tokenizer, rows, held_out, argparse.Namespace(**{**vars(args), "steps": 3}))
     baseline = plain(model, tokenizer, rows, held_out, args)
     edge = ours(model, tokenizer, examples, held_out, args, "auto")
     edge_fp32 = ours(model, tokenizer, examples, held_out, args, "fp32")

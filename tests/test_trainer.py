@@ -110,6 +110,37 @@ def test_bf16_autocast_trains_where_the_cpu_computes_bf16(tiny, tmp_path):
     assert card["metrics"]["adapter"]["precision"] == "bf16"
 
 
+def test_each_run_computes_in_the_precision_it_was_set_to(tiny, tmp_path):
+    """bf16 then fp32 in one process, as the benchmark runs them: transformers carries a bf16
+    run's mixed precision into the next run's arguments (an environment variable), and the
+    loss at the learned positions must autocast where the settings say (on a GPU, accelerate's
+    autocast wraps only the model's forward, which that loss does not call)."""
+    if not trainer_bf16():
+        pytest.skip("this machine has no native bf16 compute")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, _ = tiny
+    seen: list[bool] = []
+    layer = model.model.layers[0].self_attn.q_proj  # LoRA wraps it and calls it
+
+    def record(module, *_):  # returns None: the layer's output stays as it is
+        if module.training:  # not the trainer's own checks, run in eval mode
+            seen.append(torch.is_autocast_enabled(device))
+
+    hook = layer.register_forward_hook(record)
+    runs = {}
+    try:
+        for precision in ("bf16", "fp32"):
+            settings = LoraSettings(precision=precision, max_steps=2, batch_size=1,
+                                    eval_fraction=0)  # fmt: skip
+            train_lora(examples(4), "tiny", tmp_path / precision, settings,
+                       model_and_tokenizer=tiny)  # fmt: skip
+            runs[precision] = set(seen)
+            seen.clear()
+    finally:
+        hook.remove()
+    assert runs == {"bf16": {True}, "fp32": {False}}
+
+
 def test_training_goes_on_from_an_init_adapter_in_its_shape(tiny, tmp_path):
     from safetensors.numpy import load_file
 

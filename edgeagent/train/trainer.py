@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import random
 import shutil
 from dataclasses import asdict, dataclass, field, replace
@@ -342,9 +343,14 @@ def _train_job(
         ) -> Any:
             if not self.learned_only:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            loss = learned_positions_loss(
-                self.accelerator.unwrap_model(model).get_base_model(), inputs, num_items_in_batch
-            )
+            # accelerate autocasts by wrapping model.forward, which this path does not call:
+            # without its context a CUDA GPU trains in fp32 (the CPU autocasts in the Trainer)
+            with self.accelerator.autocast():
+                loss = learned_positions_loss(
+                    self.accelerator.unwrap_model(model).get_base_model(),
+                    inputs,
+                    num_items_in_batch,
+                )
             return (loss, {"loss": loss}) if return_outputs else loss
 
     class TokensPerSecond(TrainerCallback):  # type: ignore[misc]
@@ -409,6 +415,9 @@ def _train_job(
     tensorboard = importlib.util.find_spec("tensorboard") is not None
     cuda = torch.cuda.is_available()
     bf16 = use_bf16(s.precision)
+    # TrainingArguments starts this from its last value and only ever sets it to a half
+    # precision: after a bf16 run in the same process, an fp32 run would autocast too
+    os.environ["ACCELERATE_MIXED_PRECISION"] = "bf16" if bf16 else "no"
     args = TrainingArguments(
         output_dir=str(checkpoints),
         per_device_train_batch_size=s.batch_size,

@@ -1,5 +1,12 @@
-"""The onnxruntime backend: an ONNX decoder exported by `edgeagent export onnx` (optimum, with past
-key/values), the HF tokenizer beside it, and grammar-constrained sampling with llguidance.
+"""The onnxruntime backend: an ONNX decoder exported by `edgeagent export onnx`, the HF tokenizer
+beside it, and grammar-constrained sampling with llguidance.
+
+Two graphs run here. onnxruntime-genai's (a folder with `genai_config.json`, what the export
+writes) runs in its generator, whose KV cache stays in one buffer of n_ctx tokens: a token is
+appended in place and going back to a shared prefix is a rewind. optimum's graph (older
+exports, and int8-dynamic) runs in a plain onnxruntime session with the KV cache in numpy arrays.
+Either way this module chooses every token itself, from the logits, so sampling and the
+grammar are the same code on both.
 
 llguidance takes the same GBNF grammars llama.cpp takes (edgeagent.grammar builds them) and
 gives a token mask per step. As in the llama.cpp backend, the token chosen without the grammar
@@ -25,6 +32,7 @@ from edgeagent.errors import ContextOverflowError, GrammarError, Interrupted, Mo
 from edgeagent.models import ONNX_MODEL_FILE, ONNX_PREFILL_CHUNK
 
 MODEL_FILE = ONNX_MODEL_FILE
+GENAI_CONFIG = "genai_config.json"  # onnxruntime-genai's model builder wrote the folder
 
 
 class OnnxModel:
@@ -83,6 +91,73 @@ class OnnxModel:
         return outputs[0], present
 
 
+class PastDecoder:
+    """optimum's graph with its KV cache held as numpy arrays between calls."""
+
+    def __init__(self, model: OnnxModel) -> None:
+        self.model = model
+        self.past: dict[str, np.ndarray] | None = None
+        self.length = 0  # tokens whose keys/values `past` holds
+
+    def keep(self, n: int) -> None:
+        """Drop the cache after its first n tokens."""
+        self.past = {k: v[:, :, :n] for k, v in self.past.items()} if n and self.past else None
+        self.length = n if self.past is not None else 0
+
+    def feed(self, ids: list[int]) -> np.ndarray:
+        """Run `ids` after what is kept; the logits at the last of them ([vocab])."""
+        logits, self.past = self.model.forward(ids, self.past, start=self.length)
+        self.length += len(ids)
+        return logits[0, -1]
+
+
+class GenAIDecoder:
+    """onnxruntime-genai's generator over its model builder's graph (fused attention, the KV
+    cache in place). Tokens are appended and rewound here; none is chosen by the generator."""
+
+    def __init__(self, folder: Path, n_ctx: int, threads: int | None = None) -> None:
+        import onnxruntime_genai as og
+
+        for name in (MODEL_FILE, GENAI_CONFIG):
+            if not (folder / name).exists():
+                raise ModelFileError(
+                    f"{folder} is not an ONNX model folder ({name} is missing)",
+                    hint="make one with: edgeagent export onnx --out DIR",
+                )
+        config = og.Config(str(folder))
+        session = {"intra_op_num_threads": threads or default_threads(), "inter_op_num_threads": 1}
+        config.overlay(json.dumps({"model": {"decoder": {"session_options": session}}}))
+        try:
+            self.model = og.Model(config)
+        except Exception as exc:  # onnxruntime-genai raises RuntimeError with the reason
+            raise ModelFileError(
+                f"{folder / MODEL_FILE}: onnxruntime cannot load it ({exc})"
+            ) from None
+        longest = json.loads((folder / GENAI_CONFIG).read_text())["model"]["context_length"]
+        self.n_ctx = min(n_ctx, int(longest))  # the generator refuses more than the model's
+        params = og.GeneratorParams(self.model)
+        params.set_search_options(max_length=self.n_ctx)  # the KV buffer: n_ctx tokens
+        self.generator = og.Generator(self.model, params)
+        self.length = 0
+
+    def keep(self, n: int) -> None:
+        if n < self.length:
+            self.generator.rewind_to(n)
+        self.length = min(n, self.length)
+
+    def feed(self, ids: list[int]) -> np.ndarray:
+        self.generator.append_tokens(ids)
+        self.length += len(ids)
+        return np.asarray(self.generator.get_logits())[0, -1]
+
+
+def open_decoder(folder: Path, n_ctx: int, threads: int | None = None) -> Any:
+    """The decoder for an exported folder: onnxruntime-genai's when the builder made it."""
+    if (folder / GENAI_CONFIG).exists():
+        return GenAIDecoder(folder, n_ctx, threads)
+    return PastDecoder(OnnxModel(folder, threads))
+
+
 PREFILL_CHUNK = ONNX_PREFILL_CHUNK
 
 
@@ -95,9 +170,9 @@ class OnnxBackend:
         from tokenizers import Tokenizer
 
         folder = Path(folder)
-        self.model = OnnxModel(folder, n_threads)
+        self.decoder = open_decoder(folder, n_ctx, n_threads)
         self.model_path = str(folder)
-        self.n_ctx = n_ctx
+        self.n_ctx = getattr(self.decoder, "n_ctx", n_ctx)
         self._interrupted = False
         tokenizer_file = folder / "tokenizer.json"
         if not tokenizer_file.exists():
@@ -112,8 +187,7 @@ class OnnxBackend:
         ends = model_eos if isinstance(model_eos, list) else [model_eos]
         self._eog = {t for t in [eos, *ends] if t is not None}
         self._ll: Any = None
-        self._cache: list[int] = []  # the tokens whose keys/values self._past holds
-        self._past: dict[str, np.ndarray] | None = None
+        self._cache: list[int] = []  # the tokens whose keys/values the decoder holds
 
     def tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
@@ -167,9 +241,8 @@ class OnnxBackend:
         stats.prompt_tokens = len(prompt)
         shared = min(_run_length(self._cache, 0, prompt, 0), len(prompt) - 1)
         stats.cached_tokens = shared
-        past = (
-            {k: v[:, :, :shared] for k, v in self._past.items()} if shared and self._past else None
-        )
+        self.decoder.keep(shared)
+        self._cache = list(prompt[:shared])
         matcher = self._matcher(grammar) if grammar else None
         bitmask = allocate_token_bitmask(1, self.ll_tokenizer.vocab_size)
         choose = _Chooser(sampling, 0)
@@ -183,11 +256,10 @@ class OnnxBackend:
             # chunk at a time, not for the whole prompt (2,048 tokens x vocab x f32 = 400 MB)
             for at in range(shared, len(prompt), PREFILL_CHUNK):
                 self._check_interrupt()
-                logits, past = self.model.forward(prompt[at : at + PREFILL_CHUNK], past, start=at)
-            self._past = past
-            self._cache = list(prompt)
+                row = self.decoder.feed(prompt[at : at + PREFILL_CHUNK])
+                self._cache = list(prompt[: at + PREFILL_CHUNK])  # what the decoder holds
             while True:
-                row = logits[0, -1].astype(np.float32)
+                row = row.astype(np.float32)
                 history = np.array(ids)
                 token = choose(row, history)
                 if matcher is not None and matcher.validate_tokens([token]) != 1:
@@ -210,7 +282,7 @@ class OnnxBackend:
                 if stats.completion_tokens >= max_tokens or len(ids) + 1 >= self.n_ctx:
                     break
                 self._check_interrupt()
-                logits, self._past = self.model.forward([token], self._past, start=len(ids))
+                row = self.decoder.feed([token])
                 ids.append(token)
                 self._cache = list(ids)
         except GeneratorExit:

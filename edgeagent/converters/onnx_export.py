@@ -1,11 +1,15 @@
-"""`edgeagent export onnx`: base (+ adapter, merged in fp32) -> ONNX with past key/values through
-optimum's exporter -> INT8 or INT4 weights (onnxruntime's MatMulNBits quantizer, block size
-configurable) or INT8 dynamic quantization (onnxruntime's quantize_dynamic) -> self-checked
-against the merged model.
+"""`edgeagent export onnx`: base (+ adapter, merged in fp32) -> onnxruntime-genai's model builder
+(fused attention, int4/int8 MatMulNBits weights in blocks, `genai_config.json`), or for
+int8-dynamic optimum's exporter + onnxruntime's quantize_dynamic -> self-checked against the
+merged model.
 
 The output is a folder: `model.onnx` (+ its external data), the tokenizer files, `config.json`
 and `edgeagent.json`, which the onnxruntime backend (edgeagent.backends.onnx) runs. Built in a
 hidden folder beside the output and renamed into place only once checked.
+
+Why the builder: on the same 2 threads the embedded model decodes at about 200-260 tokens/s
+through onnxruntime-genai's graph and generator against 24-40 through optimum's graph and a
+numpy KV cache (benchmarks/bench_onnx.py).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeagent.converters import genai_build
 from edgeagent.converters.hf_gguf import SIDECAR
 from edgeagent.converters.merge import merged_work
 from edgeagent.converters.pipeline import ExportResult
@@ -45,24 +50,14 @@ def export_onnx(
         raise EdgeAgentError(
             f"unknown ONNX format {quant!r}", hint=f"one of: {', '.join(ONNX_QUANTS)}"
         )
-    try:
-        from optimum.exporters.onnx import main_export
-    except ImportError:
-        raise EdgeAgentError(
-            "ONNX export needs optimum-onnx and onnxruntime", hint='pip install -e ".[onnx]"'
-        ) from None
     out = Path(out)
     start = time.perf_counter()
     with merged_work(base, adapter, out) as (model, tokenizer, work):
-        main_export(
-            str(work / "hf"), output=str(work / "fp32"), task="text-generation-with-past",
-            device="cpu", do_validation=False, local_files_only=True,
-        )  # fmt: skip
         final = work / "final"
-        if quant == "fp32":
-            os.replace(work / "fp32", final)
+        if quant == "int8-dynamic":
+            _optimum_dynamic(work / "hf", work, final)
         else:
-            quantize_onnx(work / "fp32", final, quant, block_size)
+            genai_build.build(work / "hf", final, quant, block_size)
         for name in (*_TOKENIZER_FILES, SIDECAR, "config.json"):
             if (work / "hf" / name).exists():
                 shutil.copy2(work / "hf" / name, final / name)
@@ -74,6 +69,21 @@ def export_onnx(
         swap_in(final, out)
     size = sum(f.stat().st_size for f in out.iterdir())
     return ExportResult(str(out), quant, size, round(time.perf_counter() - start, 1), result)
+
+
+def _optimum_dynamic(hf: Path, work: Path, final: Path) -> None:
+    """optimum's graph in fp32, then onnxruntime's dynamic quantization."""
+    try:
+        from optimum.exporters.onnx import main_export
+    except ImportError:
+        raise EdgeAgentError(
+            "int8-dynamic needs optimum-onnx and onnxruntime", hint='pip install -e ".[onnx]"'
+        ) from None
+    main_export(
+        str(hf), output=str(work / "fp32"), task="text-generation-with-past", device="cpu",
+        do_validation=False, local_files_only=True,
+    )  # fmt: skip
+    quantize_onnx(work / "fp32", final, "int8-dynamic")
 
 
 def quantize_onnx(src: str | Path, dst: str | Path, quant: str, block_size: int = 32) -> Path:
@@ -122,7 +132,10 @@ def _quantize(src: Path, dst: Path, quant: str, block_size: int) -> None:
 
 
 def onnx_logits(folder: str | Path, ids: list[int], threads: int | None = None) -> np.ndarray:
-    """Logits at every position of `ids`, in one onnxruntime pass with an empty past."""
-    from edgeagent.backends.onnx import OnnxModel
+    """Logits at every position of `ids` ([len(ids), vocab]), from an empty cache."""
+    from edgeagent.backends.onnx import PastDecoder, open_decoder
 
-    return OnnxModel(folder, threads).forward(ids, past=None)[0][0]
+    decoder = open_decoder(Path(folder), len(ids) + 1, threads)
+    if isinstance(decoder, PastDecoder):  # optimum's graph gives every position in one pass
+        return decoder.model.forward(ids, past=None)[0][0]
+    return np.stack([decoder.feed([token]) for token in ids])  # the generator: the last only

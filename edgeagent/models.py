@@ -97,6 +97,10 @@ ONNX_MODEL_FILE = "model.onnx"
 #: 820 MB resident, 512 at 987 MB and 128 at 769 MB, 10% slower (SmolLM2-135M int8,
 #: benchmarks/bench_plan.py). The planner's compute term uses it too.
 ONNX_PREFILL_CHUNK = 256
+#: the same for onnxruntime-genai's graph, whose chunk logits (64 x 49,152 x f32 = 12 MB) and
+#: attention scratch are the largest part that can shrink: 64 against 256 peaks 29 MB lower at
+#: 2,048 tokens of context for a 7 % slower prefill (SmolLM2-135M int4, benchmarks/bench_plan.py)
+GENAI_PREFILL_CHUNK = 64
 
 
 def is_onnx_folder(path: str | Path) -> bool:

@@ -29,7 +29,7 @@ import numpy as np
 from edgeagent.backends import GenerationStats, SamplingParams
 from edgeagent.backends.llamacpp import _Chooser, _run_length, default_threads
 from edgeagent.errors import ContextOverflowError, GrammarError, Interrupted, ModelFileError
-from edgeagent.models import ONNX_MODEL_FILE, ONNX_PREFILL_CHUNK
+from edgeagent.models import GENAI_PREFILL_CHUNK, ONNX_MODEL_FILE, ONNX_PREFILL_CHUNK
 
 MODEL_FILE = ONNX_MODEL_FILE
 GENAI_CONFIG = "genai_config.json"  # onnxruntime-genai's model builder wrote the folder
@@ -94,6 +94,8 @@ class OnnxModel:
 class PastDecoder:
     """optimum's graph with its KV cache held as numpy arrays between calls."""
 
+    chunk = ONNX_PREFILL_CHUNK  # prompt tokens a pass
+
     def __init__(self, model: OnnxModel) -> None:
         self.model = model
         self.past: dict[str, np.ndarray] | None = None
@@ -114,6 +116,8 @@ class PastDecoder:
 class GenAIDecoder:
     """onnxruntime-genai's generator over its model builder's graph (fused attention, the KV
     cache in place). Tokens are appended and rewound here; none is chosen by the generator."""
+
+    chunk = GENAI_PREFILL_CHUNK
 
     def __init__(self, folder: Path, n_ctx: int, threads: int | None = None) -> None:
         import onnxruntime_genai as og
@@ -158,16 +162,13 @@ def open_decoder(folder: Path, n_ctx: int, threads: int | None = None) -> Any:
     return PastDecoder(OnnxModel(folder, threads))
 
 
-PREFILL_CHUNK = ONNX_PREFILL_CHUNK
-
-
 class OnnxBackend:
     """The Backend protocol over an ONNX model folder."""
 
     name = "onnxruntime"
 
     def __init__(self, folder: str | Path, n_ctx: int = 2048, n_threads: int | None = None) -> None:
-        from tokenizers import Tokenizer
+        import llguidance
 
         folder = Path(folder)
         self.decoder = open_decoder(folder, n_ctx, n_threads)
@@ -177,35 +178,27 @@ class OnnxBackend:
         tokenizer_file = folder / "tokenizer.json"
         if not tokenizer_file.exists():
             raise ModelFileError(f"{folder}: tokenizer.json is missing")
-        self._tokenizer_json = tokenizer_file.read_text(encoding="utf-8")
-        self.tokenizer = Tokenizer.from_str(self._tokenizer_json)
         config = _read(folder / "tokenizer_config.json")
         self._template = config.get("chat_template") or _text(folder / "chat_template.jinja")
         self._bos, self._eos = _token(config.get("bos_token")), _token(config.get("eos_token"))
-        eos = self.tokenizer.token_to_id(self._eos) if self._eos else None
         model_eos = _read(folder / "config.json").get("eos_token_id")
-        ends = model_eos if isinstance(model_eos, list) else [model_eos]
-        self._eog = {t for t in [eos, *ends] if t is not None}
-        self._ll: Any = None
+        ends = [t for t in (model_eos if isinstance(model_eos, list) else [model_eos]) if t]
+        # llguidance's tokenizer tokenizes, decodes and masks: one copy of the vocabulary in
+        # memory (the tokenizers library's, beside it, took 49 MB; benchmarks/bench_onnx.py)
+        text = tokenizer_file.read_text(encoding="utf-8")
+        self.ll_tokenizer = llguidance.LLTokenizer(text, eos_token=min(ends) if ends else None)
+        eos = self.ll_tokenizer.tokenize_str(self._eos) if self._eos else []
+        self._eog = set(ends) | (set(eos) if len(eos) == 1 else set())
         self._cache: list[int] = []  # the tokens whose keys/values the decoder holds
 
     def tokenize(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+        return list(self.ll_tokenizer.tokenize_str(text))
 
     def chat_template(self) -> str | None:
         return self._template
 
     def special_tokens(self) -> tuple[str, str]:
         return self._bos, self._eos
-
-    @property
-    def ll_tokenizer(self) -> Any:
-        """llguidance's view of the tokenizer (about a second to build; built once)."""
-        if self._ll is None:
-            import llguidance
-
-            self._ll = llguidance.LLTokenizer(self._tokenizer_json, eos_token=min(self._eog))
-        return self._ll
 
     def _matcher(self, grammar: str) -> Any:
         import llguidance
@@ -254,10 +247,11 @@ class OnnxBackend:
         try:
             # the prompt in chunks, as llama.cpp does: logits and attention scores for one
             # chunk at a time, not for the whole prompt (2,048 tokens x vocab x f32 = 400 MB)
-            for at in range(shared, len(prompt), PREFILL_CHUNK):
+            chunk = self.decoder.chunk
+            for at in range(shared, len(prompt), chunk):
                 self._check_interrupt()
-                row = self.decoder.feed(prompt[at : at + PREFILL_CHUNK])
-                self._cache = list(prompt[: at + PREFILL_CHUNK])  # what the decoder holds
+                row = self.decoder.feed(prompt[at : at + chunk])
+                self._cache = list(prompt[: at + chunk])  # what the decoder holds
             while True:
                 row = row.astype(np.float32)
                 history = np.array(ids)

@@ -107,8 +107,9 @@ def gguf(
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--quant", type=click.Choice(names("onnx")),
               default="int4", show_default=True,
-              help="int8/int4: weights in blocks (MatMulNBits); int8-dynamic: onnxruntime's "
-              "dynamic quantization.")  # fmt: skip
+              help="int8/int4: onnxruntime-genai's model builder, weights in blocks "
+              "(MatMulNBits); int8-dynamic: optimum + onnxruntime's dynamic "
+              "quantization.")  # fmt: skip
 @click.option(
     "--block-size",
     type=click.Choice(["16", "32", "64", "128", "256"]),
@@ -124,8 +125,8 @@ def onnx(
     base: str | None, adapter: Path | None, quant: str, block_size: str, out: Path,
     check: bool, as_json: bool,
 ) -> None:  # fmt: skip
-    """A model (+ an adapter, merged in fp32) -> an ONNX folder (optimum; INT8/INT4 with
-    onnxruntime's quantizers) that `edgeagent run --model DIR` runs, self-checked."""
+    """A model (+ an adapter, merged in fp32) -> an ONNX folder (onnxruntime-genai's model
+    builder; INT8/INT4 weights in blocks) that `edgeagent run --model DIR` runs, self-checked."""
     from edgeagent.converters.onnx_export import export_onnx
 
     if not as_json:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeagent.errors import EdgeAgentError
-from edgeagent.models import ONNX_PREFILL_CHUNK
+from edgeagent.models import GENAI_PREFILL_CHUNK, ONNX_PREFILL_CHUNK
 from edgeagent.quantization import QUANTIZATIONS
 from edgeagent.targets import Target
 
@@ -253,13 +253,23 @@ def estimate(model: ModelShape, fmt: str, quant: str, n_ctx: int, contexts: int 
         # the scores again in f16 in ggml's work buffer (the product with the f16 V cache)
         scores = ub * n_ctx * (model.n_head + 1) * 4 + 2 * ub * model.n_ff * 4
         compute = (scores + ub * n_ctx * model.n_head * 2 + GGUF_FIXED_COMPUTE) * contexts
-    else:
-        # our onnxruntime backend: fp32 KV. Fitted to peak RSS (benchmarks/bench_plan.py): the
-        # graph's past and present copies of the cache (3x its size in all), one prefill chunk's
-        # logits, and about 0.9x the weights again (MatMulNBits prepacking and the arena).
+    elif quant == "int8-dynamic":
+        # optimum's graph in a plain session: fp32 KV. Fitted to peak RSS
+        # (benchmarks/bench_plan.py): the graph's past and present copies of the cache (3x its
+        # size in all), one prefill chunk's logits, and about 0.9x the weights again
+        # (prepacking and the arena).
         kv = 2 * model.n_layers * n_ctx * model.kv_width * 4
         compute = 2 * kv + ONNX_PREFILL_CHUNK * model.vocab_size * 4
         weights_again = 0.9
+    else:
+        # onnxruntime-genai: one fp32 KV buffer of n_ctx, allocated whole. Fitted to peak RSS
+        # of SmolLM2-135M int4 at 512 and 2,048 tokens (benchmarks/bench_plan.py, within 3 %):
+        # MatMulNBits' prepacked weights beside the file's (1.85x the weights again), one
+        # prefill chunk's logits and its attention scores
+        kv = 2 * model.n_layers * n_ctx * model.kv_width * 4
+        scores = 3 * GENAI_PREFILL_CHUNK * n_ctx * model.n_head * 4
+        compute = scores + GENAI_PREFILL_CHUNK * model.vocab_size * 4
+        weights_again = 1.85
     exact = model.format == fmt and model.quantization == quant
     weights = model.weights_bytes if exact else _weights(model, fmt, quant)
     if fmt == "onnx":
@@ -276,6 +286,9 @@ def _weights(model: ModelShape, fmt: str, quant: str) -> int:
         bulk_bpw = K_FALLBACK_BPW.get(quant, GGUF_BPW[quant]) if misaligned else GGUF_BPW[quant]
         embed_bpw = GGUF_EMBED_BPW.get(quant, 8.5 if misaligned else GGUF_BPW["q6_k"])
         bits = bulk * bulk_bpw + model.n_embed_params * embed_bpw
+    elif quant == "int4" and model.n_embed_params == model.vocab_size * model.n_embd:
+        # the builder's int4 shares a tied embedding with the output head, both in 4 bits
+        bits = (bulk + model.n_embed_params) * ONNX_BPW[quant]
     else:  # the embedding Gather stays fp32; a tied output is stored again as a MatMul
         output = model.vocab_size * model.n_embd
         bits = (bulk + output) * ONNX_BPW[quant] + model.vocab_size * model.n_embd * 32

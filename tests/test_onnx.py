@@ -45,6 +45,8 @@ def onnx_dirs(exported, hf_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("onnx-q")
     out = {"fp32": exported.path}
     out["int8"] = export_onnx(hf_dir, root / "int8", quant="int8", check=False).path
+    # optimum's graph, which int8-dynamic (and exports before onnxruntime-genai) are
+    out["int8-dynamic"] = export_onnx(hf_dir, root / "dyn", quant="int8-dynamic", check=False).path
     made = json.loads(cli("export", "onnx", "--base", str(hf_dir), "--quant", "int4",
                           "--block-size", "32", "--out", str(root / "int4"), "--json").stdout)  # fmt: skip
     assert made["path"] == str(root / "int4") and made["quant"] == "int4"
@@ -77,20 +79,29 @@ def test_int8_and_int4_are_smaller_and_run(onnx_dirs, hf_tokenizer):
         assert sidecar["format"] == "onnx" and sidecar["quant"] == quant
 
 
-@pytest.mark.parametrize("quant", ["fp32", "int4"])
+@pytest.mark.parametrize("quant", ["fp32", "int4", "int8-dynamic"])
 def test_the_kv_cache_gives_the_logits_of_a_full_pass(onnx_dirs, hf_tokenizer, quant):
-    from edgeagent.backends.onnx import GenAIDecoder, open_decoder
+    from edgeagent.backends.onnx import GenAIDecoder, PastDecoder, open_decoder
 
     folder = Path(onnx_dirs[quant])
     ids = hf_tokenizer("Computers store numbers in binary", add_special_tokens=False)["input_ids"]
     full = onnx_logits(folder, ids)  # one token at a time from an empty cache
     decoder = open_decoder(folder, n_ctx=64)
-    assert isinstance(decoder, GenAIDecoder)  # what the export writes
-    assert np.allclose(decoder.feed(ids[:-2]), full[-3], atol=1e-4)  # several at once
-    assert np.allclose(decoder.feed(ids[-2:]), full[-1], atol=1e-4)
+    kind = PastDecoder if quant == "int8-dynamic" else GenAIDecoder
+    assert isinstance(decoder, kind)
+
+    def same(a, b):
+        if quant != "int8-dynamic":
+            return np.allclose(a, b, atol=1e-4)
+        # dynamic quantization scales activations by what a pass holds: noise between passes
+        # of other lengths, which leaves this peaked model's top tokens where they are
+        return list(np.argsort(a)[-3:]) == list(np.argsort(b)[-3:])
+
+    assert same(decoder.feed(ids[:-2]), full[-3])  # several at once
+    assert same(decoder.feed(ids[-2:]), full[-1])
     decoder.feed([5, 6, 7])  # then back to a shared prefix: a rewind, not a new pass
     decoder.keep(len(ids) - 1)
-    assert np.allclose(decoder.feed(ids[-1:]), full[-1], atol=1e-4)
+    assert same(decoder.feed(ids[-1:]), full[-1])
 
 
 def test_the_agent_makes_a_valid_call_on_onnx_under_the_grammar(onnx_dirs):

@@ -182,9 +182,10 @@ class OnnxBackend:
         self._template = config.get("chat_template") or _text(folder / "chat_template.jinja")
         self._bos, self._eos = _token(config.get("bos_token")), _token(config.get("eos_token"))
         model_eos = _read(folder / "config.json").get("eos_token_id")
-        ends = [t for t in (model_eos if isinstance(model_eos, list) else [model_eos]) if t]
+        listed = model_eos if isinstance(model_eos, list) else [model_eos]
+        ends = [t for t in listed if t is not None]  # (0 is a token id)
         # llguidance's tokenizer tokenizes, decodes and masks: one copy of the vocabulary in
-        # memory (the tokenizers library's, beside it, took 49 MB; benchmarks/bench_onnx.py)
+        # memory (the tokenizers library's beside it took 49 MB alone; benchmarks/bench_onnx.py)
         text = tokenizer_file.read_text(encoding="utf-8")
         self.ll_tokenizer = llguidance.LLTokenizer(text, eos_token=min(ends) if ends else None)
         eos = self.ll_tokenizer.tokenize_str(self._eos) if self._eos else []

@@ -168,18 +168,34 @@ def plain_result(content: str) -> str:
 
 
 def answer_view(messages: Sequence[Message]) -> list[Message]:
-    """The conversation as a base model reads it best when it answers after tool results: this
-    turn's calls and results folded into the user's message, as a list and a request to state
-    them. Earlier turns are unchanged, so a cache of them is reused. Without results this turn,
-    the messages as they are."""
-    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
-    results = [m for m in messages[last_user + 1 :] if m.role == "tool"]
-    if last_user < 0 or not results:
-        return list(messages)
-    ask = messages[last_user]
+    """The conversation as a base model reads it best when it answers after tool results: each
+    turn's calls and results folded into its user message, as a list and a request to state
+    them, followed by that turn's answer. Every turn is shown the way it was when it was
+    answered, so the base model's cache of the conversation so far is reused whole (folding only
+    the last turn made the previous one look different at every turn: 120-170 tokens again).
+    Turns without results stay as they are."""
+    view: list[Message] = []
+    turn: list[Message] = []
+    for message in [*messages, None]:
+        if message is not None and message.role != "user":
+            turn.append(message)
+            continue
+        view.extend(_folded(turn))
+        turn = [message] if message is not None else []
+    return view
+
+
+def _folded(turn: list[Message]) -> list[Message]:
+    """One turn (its user message first) as `answer_view` shows it."""
+    results = [m for m in turn if m.role == "tool"]
+    if not turn or turn[0].role != "user" or not results:
+        return turn
+    ask = turn[0]
     lines = "\n".join(f"- {m.name}: {plain_result(m.content)}" for m in results)
     content = f"{ask.content}\n\n{RESULTS_HEADER}\n{lines}\n\n{ANSWER_CUE}"
-    return [*messages[:last_user], Message("user", content, recalled=ask.recalled)]
+    last_result = max(i for i, m in enumerate(turn) if m.role == "tool")
+    answers = [m for m in turn[last_result + 1 :] if m.role == "assistant" and not m.calls]
+    return [Message("user", content, recalled=ask.recalled), *answers]
 
 
 class ChatRenderer:

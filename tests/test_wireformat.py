@@ -217,6 +217,10 @@ def test_the_answer_view_folds_this_turns_results_into_the_request():
     assert ask.content.endswith(ANSWER_CUE)
     plain = [*earlier, Message("user", "thanks")]
     assert answer_view(plain) == plain  # no results this turn: nothing changes
+    # the next turn shows this one as it was when answered, so the cache lines up
+    answered = [*earlier, *turn, Message("assistant", "It is 43.2."), Message("user", "thanks")]
+    assert answer_view(answered) == [*view, Message("assistant", "It is 43.2."),
+                                     Message("user", "thanks")]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -137,7 +137,7 @@ class Decoupled(OneModel):
 def base_answer(session: Session, r: Request) -> Request:
     """The answer request for the base model (one never trained on our wire format): no tool
     schemas or call instructions in its prompt (with them it wrote code and JSON "calls"), and
-    this turn's tool results shown by `answer_view`, where that fits the context."""
+    each turn's tool results shown by `answer_view`, where that fits the context."""
     agent = session.agent
     view = answer_view(session.window.visible(session.messages))
     prompt = agent.backend.tokenize(agent.render(view, []))

@@ -80,7 +80,10 @@ class AdapterCalls(OneModel):
             text = ""
             for piece in pieces:
                 text += piece
-                kind = reply_kind(text)
+                # under the grammar an answer never starts with "<": a call is known at its
+                # first token, not five tokens later at the whole tag (the turn's first text)
+                opens = session.agent.constrained and text.startswith("<")
+                kind = "call" if opens else reply_kind(text)
                 if kind == "call":
                     yield text
                     yield from pieces

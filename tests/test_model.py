@@ -123,6 +123,19 @@ def test_after_an_answer_the_adapters_context_already_holds_the_conversation():
     assert backend.reuse_cache(held) == len(held)  # the whole conversation, answer included
 
 
+def test_a_call_under_the_adapter_streams_from_its_first_token():
+    """The default configuration holds an adapter's reply back until it knows whether the base
+    model must write it; under the grammar a call is known at its first token ("<"), so its
+    text flows from there, not once the whole call tag has been generated."""
+    from edgeagent.wireformat import CALL_OPEN
+
+    agent = Agent(DEMO_TOOLS, tool_choice="required", max_steps=1)  # the default configuration
+    deltas = [e for e in agent.session().stream("Start a 12 minute timer for the pasta")
+              if isinstance(e, TextDelta)]  # fmt: skip
+    assert deltas and deltas[0].kind == "call"
+    assert CALL_OPEN.startswith(deltas[0].text) and len(deltas[0].text) < len(CALL_OPEN)
+
+
 def test_a_new_session_starts_from_the_saved_state_of_its_system_prompt(tmp_path):
     """Every session with the same tools starts with the same ~1,000 tokens: the first one
     evaluates and saves them, later ones (other processes: a fresh backend here) load them, and

@@ -80,10 +80,9 @@ class AdapterCalls(OneModel):
             text = ""
             for piece in pieces:
                 text += piece
-                # under the grammar an answer never starts with "<": a call is known at its
-                # first token, not five tokens later at the whole tag (the turn's first text)
-                opens = session.agent.constrained and text.startswith("<")
-                kind = "call" if opens else reply_kind(text)
+                # under the grammar a call is known at its first token, not five tokens later
+                # at the whole tag (the turn's first text waits for this)
+                kind = reply_kind(text, under_grammar=session.agent.constrained)
                 if kind == "call":
                     yield text
                     yield from pieces

@@ -312,10 +312,11 @@ def selected_name(text: str) -> str:
 ReplyKind = Literal["call", "answer", ""]
 
 
-def reply_kind(text: str) -> ReplyKind:
+def reply_kind(text: str, under_grammar: bool = False) -> ReplyKind:
     """What a reply is from its first characters: a call (it opens the call tag), an answer,
-    or "" while the text could still become the tag."""
-    if text.startswith(CALL_OPEN):
+    or "" while the text could still become the tag. Under the grammar an answer never starts
+    with "<", so there a call is known at its first character."""
+    if text.startswith(CALL_OPEN) or (under_grammar and text.startswith("<")):
         return "call"
     return "" if CALL_OPEN.startswith(text) else "answer"
 

@@ -37,7 +37,10 @@ def _db() -> sqlite3.Connection:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now().astimezone().replace(microsecond=0)
+    """The local time; EDGEAGENT_NOW (ISO 8601) fixes it, for tests and repeatable demos."""
+    fixed = os.environ.get("EDGEAGENT_NOW")
+    now = dt.datetime.fromisoformat(fixed) if fixed else dt.datetime.now()
+    return now.astimezone().replace(microsecond=0)
 
 
 @tool(effects="write")

@@ -14,46 +14,38 @@ reliability plot.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import tempfile
 
 os.environ.setdefault("EDGEAGENT_HOME", tempfile.mkdtemp(prefix="edgeagent-calibrate-"))
 
-from edgeagent.agent import Agent  # noqa: E402
 from edgeagent.backends.llamacpp import LlamaCppBackend  # noqa: E402
+from edgeagent.confidence import reply_confidence  # noqa: E402
+from edgeagent.evaluation.runner import first_reply  # noqa: E402
 from edgeagent.models import DEFAULT_ADAPTER, default_model_path  # noqa: E402
 from edgeagent.train.data import parse_example  # noqa: E402
 from edgeagent.train.toolbank import bank_tools, synthesize_bank  # noqa: E402
+from edgeagent.wireformat import parse_reply  # noqa: E402
 
 BINS = 10
 
 
-def stub(**_: object) -> str:
-    return "ok"
-
-
-def run(n: int, seed: int) -> list[dict]:
+def run(n: int, seed: int, siblings: float) -> list[dict]:
+    """The first reply to each case, as the agent's first step makes it (the shipped adapter
+    on, grammar on, tool_choice auto, greedy, no call threshold): what it called, how sure it
+    was (edgeagent.confidence) and P(call) at its first token."""
     backend = LlamaCppBackend(
         default_model_path(), n_ctx=2048, adapters={"adapter": DEFAULT_ADAPTER}
     )
+    backend.set_adapters({"adapter": 1.0})
     rows = []
-    for raw in synthesize_bank(bank_tools("held-out"), n, seed=seed):
+    for raw in synthesize_bank(bank_tools("held-out"), n, seed=seed, siblings=siblings):
         example = parse_example(raw)
-        tools = [dataclasses.replace(t, fn=stub) for t in example.tools]
         user = next(m.content for m in example.messages if m.role == "user")
         want = next(m for m in example.messages if m.role == "assistant")
-        agent = Agent(
-            tools,
-            backend=backend,
-            adapter=DEFAULT_ADAPTER,
-            base_answers=True,
-            max_steps=2,
-            allow="all",
-        )
-        result = agent.run(user)
-        made = sorted({c.name for c in result.tool_calls})
+        text, stats = first_reply(backend, example.tools, user)
+        made = sorted({c.name for c in parse_reply(text, example.tools).calls})
         expected = sorted({c.name for c in want.calls})
         rows.append(
             {
@@ -62,7 +54,8 @@ def run(n: int, seed: int) -> list[dict]:
                 "made": made,
                 "called": bool(made),
                 "right": made == expected,
-                "confidence": result.confidence,
+                "confidence": reply_confidence(stats, text),
+                "call_mass": stats.call_mass,
             }
         )
     return rows
@@ -116,6 +109,34 @@ def best_threshold(rows: list[dict]) -> dict:
         sum(r["right"] for r in calls) / max(len(calls), 1), 3
     )
     return best
+
+
+def held_back_right(row: dict, threshold: float) -> bool:
+    """Whether the first decision is right when a call with P(call) below `threshold` is
+    answered instead (edgeagent.backends.SamplingParams.call_threshold)."""
+    if row["called"] and row["call_mass"] < threshold:
+        return not row["expected"]
+    return row["right"]
+
+
+def best_call_threshold(rows: list[dict]) -> dict:
+    """The call threshold that makes the most first decisions right (the lowest, on a tie),
+    and the share right at a few others."""
+
+    def share(t: float) -> float:
+        return round(sum(held_back_right(r, t) for r in rows) / len(rows), 3)
+
+    best = max((i / 100 for i in range(100)), key=lambda t: (share(t), -t))
+    return {
+        "threshold": best,
+        "decisions_right": share(best),
+        "decisions_right_without": share(0.0),
+        "calls_held_back": sum(r["called"] and r["call_mass"] < best for r in rows),
+        "of_them_right_to_hold_back": sum(
+            r["called"] and r["call_mass"] < best and not r["expected"] for r in rows
+        ),
+        "by_threshold": {str(t): share(t) for t in (0.5, 0.7, 0.8, 0.9, 0.95)},
+    }
 
 
 def equal_count(rows: list[dict], groups: int = 8) -> list[dict]:
@@ -173,6 +194,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=160)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--siblings",
+        type=float,
+        default=0.0,
+        help="share of cases offering a whole domain of look-alike tools, a third of them "
+        "asking for one that is not offered (edgeagent data synth --siblings)",
+    )
     parser.add_argument("--plot")
     parser.add_argument("--rows-out")
     parser.add_argument("--rows-in", help="Score saved rows again instead of running the model.")
@@ -181,7 +209,7 @@ def main() -> None:
         with open(args.rows_in) as fh:
             rows = [json.loads(line) for line in fh if line.strip()]
     else:
-        rows = [r for r in run(args.n, args.seed) if r["confidence"] is not None]
+        rows = [r for r in run(args.n, args.seed, args.siblings) if r["confidence"] is not None]
     table = reliability(rows)
     # monotone: does accuracy rise with confidence? (Spearman over the bins that have cases)
     filled = [t for t in table if t["cases"]]
@@ -193,7 +221,9 @@ def main() -> None:
         "reliability": table,
         "equal_bins": equal_count(rows),
         "bins_rising": f"{rising} of {max(len(filled) - 1, 0)}",
+        "siblings": args.siblings,
         "threshold": best_threshold(rows),
+        "call_threshold": best_call_threshold(rows),
     }
     if args.rows_out:
         with open(args.rows_out, "w") as fh:

@@ -14,6 +14,7 @@ conversation, is edgeagent.session).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
@@ -26,6 +27,7 @@ from edgeagent.backends import (
     SamplingParams,
     open_backend,
 )
+from edgeagent.confidence import SHIPPED_CALL_THRESHOLD
 from edgeagent.context import WindowSettings
 from edgeagent.decoupled import DecoupledAdapters
 from edgeagent.errors import Interrupted
@@ -33,9 +35,14 @@ from edgeagent.fallback import Fallback
 from edgeagent.grammar import DEFAULT_MAX_STRING_CHARS
 from edgeagent.grammarset import GrammarKey, GrammarSet
 from edgeagent.memory import Embedder, MemoryIndex
-from edgeagent.models import DEFAULT, resolve_adapter
+from edgeagent.models import (
+    DEFAULT,
+    is_default_adapter,
+    resolve_adapter,
+    resolve_answer_adapter,
+)
 from edgeagent.pruning import ToolIndex
-from edgeagent.replies import ADAPTER, AdapterCalls, Decoupled, OneModel, Replies
+from edgeagent.replies import ADAPTER, ANSWERS, AdapterCalls, Decoupled, OneModel, Replies
 from edgeagent.results import (
     Event,
     RunFinished,
@@ -77,6 +84,7 @@ class Agent:
         *,
         model: str | Path | None = None,
         adapter: str | Path | None = DEFAULT,
+        answer_adapter: str | Path | None = DEFAULT,
         decoupled: str | Path | None = None,
         backend: Backend | None = None,
         n_ctx: int = 2048,
@@ -101,6 +109,7 @@ class Agent:
         confirm: Confirm | None = None,
         allow: Allow = (),
         min_confidence: float = 0.0,
+        call_threshold: float | None = None,
         fallback: Fallback | None = None,
         trace: str | Path | Tracer | None = None,
         trace_content: bool = False,
@@ -120,8 +129,15 @@ class Agent:
         self._base_answers = adapter == DEFAULT if base_answers is None else base_answers
         if adapter == DEFAULT and (self.decoupled or backend):
             adapter = None
+        if answer_adapter == DEFAULT and backend:
+            answer_adapter = None  # a backend given has loaded what it has: name it explicitly
         # a GGUF LoRA adapter applied on the model (edgeagent export lora); None: the bare model
         self.adapter = resolve_adapter(adapter, model)
+        # beside an adapter whose answers are written apart from its calls: the adapter that
+        # writes the answer after tool results (edgeagent.train.answers); None: the base model
+        self.answer_adapter = (
+            resolve_answer_adapter(answer_adapter, self.adapter) if self._base_answers else None
+        )
         if self.decoupled and adapter:
             raise ValueError("give either adapter or decoupled adapters, not both")
         if self.decoupled and backend is not None and not isinstance(backend, AdapterSwitching):
@@ -135,6 +151,11 @@ class Agent:
         self.max_string_chars = max_string_chars
         self.max_result_chars = max_result_chars
         self.sampling = sampling or SamplingParams()
+        if call_threshold is None:  # calibrated for the shipped adapter; others: as sampled
+            shipped = bool(self.adapter and self._base_answers and is_default_adapter(self.adapter))
+            call_threshold = SHIPPED_CALL_THRESHOLD if shipped and constrained else 0.0
+        # a first reply begins a call only at this P(call) or above, else it answers
+        self.sampling = dataclasses.replace(self.sampling, call_threshold=call_threshold)
         self.constrained = constrained
         self.tool_choice: ToolChoice = tool_choice
         self.window_settings = window or WindowSettings()
@@ -206,6 +227,8 @@ class Agent:
     def backend(self) -> Backend:
         if self._backend is None:
             adapters: dict[str, str | Path] = {ADAPTER: self.adapter} if self.adapter else {}
+            if self.answer_adapter:
+                adapters[ANSWERS] = self.answer_adapter
             if self.decoupled:
                 adapters = dict(self.decoupled.backend_adapters())
             self._backend = open_backend(
@@ -259,8 +282,6 @@ class Agent:
         settings; `options` override the settings (n_ctx, n_threads, memory, ...). The manifest's
         paths are checked to stay inside the bundle; `edgeagent verify` checks the hashes.
         `dry_run` replaces every tool's function with a stub that runs nothing."""
-        import dataclasses
-
         from edgeagent.backends.llamacpp import default_threads
         from edgeagent.manifest import inside, load_grammars, read_manifest
         from edgeagent.toolsource import load_tools
@@ -315,7 +336,8 @@ class Agent:
             "max_result_chars": self.max_result_chars, "sampling": self.sampling,
             "constrained": self.constrained, "tool_choice": self.tool_choice,
             "memory": self._memory_arg, "confirm": self.confirm,
-            "min_confidence": self.min_confidence,
+            "min_confidence": self.min_confidence, "answer_adapter": self.answer_adapter,
+            "call_threshold": self.sampling.call_threshold,
         }  # fmt: skip
         tools = collect_tools(tools)
         names = {t.name for t in tools}

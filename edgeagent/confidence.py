@@ -20,6 +20,13 @@ from edgeagent.wireformat import SELECT_HEAD, reply_kind
 #: tokens probed at the start of a reply: the call marker and a tool name fit in this many
 PROBE_TOKENS = 16
 
+#: The shipped adapter's call threshold (SamplingParams.call_threshold, the Agent's default
+#: with it): a first reply begins a call only where P(call) at its first token is at least
+#: this, else it answers. Chosen by `benchmarks/calibrate_confidence.py --siblings 0.3` on the
+#: tool bank's held-out tools (never trained on, not BFCL) as the threshold that makes the most
+#: first decisions right (docs/benchmarks.md#confidence).
+SHIPPED_CALL_THRESHOLD = 0.0
+
 
 def reply_confidence(stats: GenerationStats, text: str) -> float | None:
     if stats.call_mass is None or not stats.probes:

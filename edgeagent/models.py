@@ -50,6 +50,8 @@ def default_model_path() -> Path:
 #: The general tool-calling adapter for the embedded default model, shipped in the package
 #: (`make adapter` rebuilds it; docs/training.md#the-general-adapter).
 DEFAULT_ADAPTER = Path(__file__).parent / "data" / "default-adapter.gguf"
+#: the shipped answer adapter: states tool results, beside the shipped general adapter
+ANSWER_ADAPTER = Path(__file__).parent / "data" / "answer-adapter.gguf"
 
 
 #: the GGUF key where an adapter exported by edgeagent records the SHA-256 of its base model
@@ -82,13 +84,28 @@ def resolve_adapter(adapter: str | Path | None, model: str | Path | None = None)
     return Path(adapter) if adapter else None
 
 
+def resolve_answer_adapter(answer_adapter: str | Path | None, adapter: Path | None) -> Path | None:
+    """An answer adapter argument as a path: "default" is the shipped answer adapter beside the
+    shipped general adapter (whose answers are written apart from its calls), else none."""
+    if answer_adapter != DEFAULT:
+        return Path(answer_adapter) if answer_adapter else None
+    shipped = adapter is not None and ANSWER_ADAPTER.exists() and is_default_adapter(adapter)
+    return ANSWER_ADAPTER if shipped else None
+
+
 def is_default_adapter(path: str | Path) -> bool:
     """Whether `path` holds the shipped general adapter (the file or a copy of it, as in a
     bundle): the one trained on calls only, whose answers the base model writes."""
     path = Path(path)
     if not DEFAULT_ADAPTER.exists() or path.stat().st_size != DEFAULT_ADAPTER.stat().st_size:
         return False
-    return path.read_bytes() == DEFAULT_ADAPTER.read_bytes()
+    return _same_as_default(str(path.resolve()), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=16)
+def _same_as_default(path: str, mtime_ns: int) -> bool:
+    """Compared once per file version: agents are made per request (edgeagent serve)."""
+    return Path(path).read_bytes() == DEFAULT_ADAPTER.read_bytes()
 
 
 #: an `edgeagent export onnx` folder holds this graph (with config.json and the tokenizer)

@@ -3,8 +3,9 @@
 - `OneModel`: the model as loaded (bare, merged, or with one adapter always on) writes calls
   and answers alike.
 - `AdapterCalls`: the shipped general adapter (trained on calls only) decides whether and how to
-  call; an answer is written by the base model with the adapter off. llama.cpp keeps one context
-  per adapter setting, so switching keeps both KV caches.
+  call; an answer is written by the base model with the adapter off, or after tool results by
+  the answer adapter (trained on results -> answers only), when the agent has one. llama.cpp
+  keeps one context per adapter setting, so switching keeps both KV caches.
 - `Decoupled` (DualTune): a selector adapter picks the tool, that tool's argument adapter
   writes its arguments (edgeagent.decoupled); answers are the base model's.
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 #: the name the single adapter is loaded under in the backend
 ADAPTER = "adapter"
+#: the name the answer adapter (answers after tool results) is loaded under
+ANSWERS = "answers"
 
 
 @dataclass
@@ -90,9 +93,14 @@ class AdapterCalls(OneModel):
                 if kind == "answer":
                     break  # the base model writes it
             pieces.close()
-        backend.set_adapters({})
+        answer = base_answer(session, r)
+        after_results = answer.prompt is not r.prompt and session.messages[-1].role == "tool"
+        # the answer adapter states results; the base model answers everything else (its data
+        # never saw a request without results)
+        use = session.agent.answer_adapter is not None and after_results
+        backend.set_adapters({ANSWERS: 1.0} if use else {})
         r.stats.probe_tokens = 0  # the decision was the adapter's, probed above
-        yield from super().generate(session, base_answer(session, r))
+        yield from super().generate(session, answer)
 
     def after_answer(self, session: Session, tools: list[Tool]) -> None:
         """Evaluate the conversation so far in the adapter's context too: the next turn starts

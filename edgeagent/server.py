@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import threading
 import time
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeagent.agent import Agent
-from edgeagent.backends import GenerationStats, SamplingParams
+from edgeagent.backends import GenerationStats
 from edgeagent.confidence import PROBE_TOKENS, reply_confidence
 from edgeagent.errors import EdgeAgentError
 from edgeagent.openai_api import (
@@ -85,7 +86,9 @@ class Engine:
     def generate(self, req: ChatRequest, cancelled: threading.Event) -> Iterator[str]:
         """The reply's text as it is generated (in a worker thread); stops when cancelled."""
         assert self.agent is not None
-        sampling = SamplingParams(temperature=req.temperature, top_p=req.top_p, seed=req.seed)
+        sampling = dataclasses.replace(  # the agent's call threshold stands
+            self.agent.sampling, temperature=req.temperature, top_p=req.top_p, seed=req.seed
+        )
         agent = self.agent.derive(
             req.tools + self.server_tools,
             instructions=req.instructions,

@@ -19,6 +19,10 @@ class SamplingParams:
     min_p: float = 0.05
     repeat_penalty: float = 1.0
     seed: int = 0
+    #: under a grammar that admits an answer or a call: begin a call only where the model puts
+    #: at least this probability on calling at the first token, else answer (0: as sampled).
+    #: Backends that cannot tell (onnxruntime) sample as is.
+    call_threshold: float = 0.0
 
 
 @dataclass

@@ -371,6 +371,8 @@ class LlamaCppBackend:
                 token = choose(logits, llm.input_ids[: llm.n_tokens])
                 if matcher is not None and not matcher.allows(token, logits):
                     token = choose(matcher.mask(logits), llm.input_ids[: llm.n_tokens])
+                if matcher is not None and sampling.call_threshold and not stats.completion_tokens:
+                    token = self._hold_back_call(logits, matcher, token, sampling, choose)
                 if stats.completion_tokens < stats.probe_tokens and (
                     not stats.probes or stats.probes[0][0].startswith("<")
                 ):  # an answer's confidence is its first token's; a call's, up to its name
@@ -397,16 +399,30 @@ class LlamaCppBackend:
             if first_at:
                 stats.decode_s = time.perf_counter() - first_at
 
+    def _hold_back_call(
+        self, logits: Any, matcher: Any, token: int, sampling: SamplingParams, choose: Any
+    ) -> int:
+        """At the first token: an answer instead of a call the model is not sure enough of
+        (SamplingParams.call_threshold). A grammar that admits only calls is left as it is."""
+        import numpy as np
+
+        starts = self._call_starts()
+        if not starts[token]:
+            return token
+        allowed = matcher.mask(logits)
+        if _call_mass(allowed, starts) >= sampling.call_threshold:
+            return token
+        allowed[starts] = -np.inf
+        if not np.isfinite(allowed).any():  # calls only (tool_choice required)
+            return token
+        return int(choose(allowed, self._llm.input_ids[: self._llm.n_tokens]))
+
     def _probe(self, logits: Any, matcher: Any, token: int, stats: GenerationStats) -> None:
         """How sure the model is of this token, under the grammar (edgeagent.confidence): the
         chosen token's probability and, at the first token, the probability of a call."""
-        import numpy as np
 
         allowed = matcher.mask(logits) if matcher is not None else logits
-        finite = np.isfinite(allowed)
-        shifted = np.where(finite, allowed - np.max(allowed[finite]), -np.inf)
-        probs = np.exp(shifted.astype(np.float64))
-        probs /= probs.sum()
+        probs = _softmax(allowed)
         if not stats.probes:
             stats.call_mass = float(probs[self._call_starts()].sum())
         stats.probes.append((self.piece(token).decode("utf-8", "replace"), float(probs[token])))
@@ -567,3 +583,18 @@ class _Chooser:
         keep &= np.isfinite(scaled[order])
         probs = np.where(keep, probs, 0.0)
         return int(order[self._rng.choice(len(order), p=probs / probs.sum())])
+
+
+def _softmax(logits: Any) -> Any:
+    """Probabilities over the tokens whose logits are finite (the grammar's -inf are 0)."""
+    import numpy as np
+
+    finite = np.isfinite(logits)
+    shifted = np.where(finite, logits - np.max(logits[finite]), -np.inf)
+    probs = np.exp(shifted.astype(np.float64))
+    return probs / probs.sum()
+
+
+def _call_mass(allowed: Any, starts: Any) -> float:
+    """The probability of beginning a call, from logits already masked by the grammar."""
+    return float(_softmax(allowed)[starts].sum())

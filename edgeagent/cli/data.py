@@ -121,6 +121,12 @@ def _print_report(report: Any, max_problems: int, as_json: bool) -> None:
     help="With --bank: this share of examples has meaningless tool names (fn_42), so that the "
     "model learns to read descriptions (function masking).",
 )
+@click.option(
+    "--answers",
+    is_flag=True,
+    help="With --bank: examples of answers after tool results (a call, its made-up result, an "
+    'answer that states it) for an answer adapter (lora.mask = "answer").',
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @json_option
 def synth(
@@ -132,6 +138,7 @@ def synth(
     siblings: float,
     missing: float,
     masked: float,
+    answers: bool,
     out: Path,
     as_json: bool,
 ) -> None:
@@ -151,10 +158,20 @@ def synth(
         n_tools = len(bank_items)
         if max_offered is None and bank != "demo":  # hundreds of tools: never all at once
             max_offered = 4
-        examples = synthesize_bank(bank_items, count, seed, max_offered, siblings, missing, masked)
+        if answers:
+            from edgeagent.train.answers import synthesize_answers
+
+            try:
+                examples = synthesize_answers(bank_items, count, seed)
+            except ValueError as exc:
+                raise click.UsageError(f"--answers: {exc}; use --bank train") from None
+        else:
+            examples = synthesize_bank(
+                bank_items, count, seed, max_offered, siblings, missing, masked
+            )
     else:
-        if siblings or masked:
-            raise click.UsageError("--siblings and --masked need --bank")
+        if siblings or masked or answers:
+            raise click.UsageError("--siblings, --masked and --answers need --bank")
         tools = (
             load_tool_list(source) if source and source.endswith(".json") else load_tools(source)
         )

@@ -68,6 +68,7 @@ def coherence(
             [tool],
             backend=backend,
             adapter=evaluator.adapter if use_adapter else None,
+            answer_adapter=evaluator.answer_adapter if use_adapter else None,
             constrained=grammar,
             max_steps=3,
             base_answers=evaluator.shipped_adapter,

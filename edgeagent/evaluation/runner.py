@@ -17,9 +17,10 @@ from typing import Any
 
 from edgeagent.backends import GenerationStats, SamplingParams
 from edgeagent.bfcl import function_tools
+from edgeagent.confidence import PROBE_TOKENS, SHIPPED_CALL_THRESHOLD, reply_confidence
 from edgeagent.errors import EdgeAgentError
 from edgeagent.evaluation.checker import Call, Expected, check_case
-from edgeagent.replies import ADAPTER
+from edgeagent.replies import ADAPTER, ANSWERS
 from edgeagent.tools import Tool
 
 #: named configurations for --compare: (adapter on, grammar on)
@@ -54,6 +55,9 @@ class CaseResult:
     latency_s: float
     completion_tokens: int
     decode_s: float
+    #: edgeagent.confidence of the reply, and P(call) at its first token (None without grammar)
+    confidence: float | None = None
+    call_mass: float | None = None
 
 
 @dataclass
@@ -96,12 +100,14 @@ class Evaluator:
         adapter: str | Path | None = "default",
         bundle: str | Path | None = None,
         n_ctx: int = 4096,
+        answer_adapter: str | Path | None = "default",
     ) -> None:
         from edgeagent.models import (
             DEFAULT,
             default_model_path,
             is_default_adapter,
             resolve_adapter,
+            resolve_answer_adapter,
         )
 
         if bundle:
@@ -115,6 +121,10 @@ class Evaluator:
         self.adapter = resolve_adapter(adapter, model)
         # the shipped general adapter decides calls and leaves answers to the base model
         self.shipped_adapter = self.adapter is not None and is_default_adapter(self.adapter)
+        # and the shipped answer adapter states tool results beside it (None: the base model)
+        self.answer_adapter = (
+            resolve_answer_adapter(answer_adapter, self.adapter) if self.shipped_adapter else None
+        )
         self.n_ctx = n_ctx
         self._backend: Any = None
 
@@ -128,6 +138,8 @@ class Evaluator:
                 raise EdgeAgentError("ONNX models run merged: evaluate with --no-adapter")
             # as an agent opens it: the adapter loaded under the name the reply strategies use
             adapters = {ADAPTER: self.adapter} if self.adapter else {}
+            if self.answer_adapter:
+                adapters[ANSWERS] = self.answer_adapter
             self._backend = open_backend(self.model, n_ctx=self.n_ctx, adapters=adapters)
         return self._backend
 
@@ -143,10 +155,12 @@ class Evaluator:
         adapter = adapter and self.adapter is not None
         if self.adapter is not None:
             self.backend.set_adapters({ADAPTER: 1.0} if adapter else {})
+        # the shipped adapter calls only above its calibrated P(call), as the agent does
+        threshold = SHIPPED_CALL_THRESHOLD if adapter and self.shipped_adapter and grammar else 0
         results = []
         for i, case in enumerate(cases):
             try:
-                result = self.run_case(case, grammar)
+                result = self.run_case(case, grammar, threshold)
             except EdgeAgentError as exc:
                 # a case the agent cannot run (a schema no grammar states, a question longer
                 # than the context) is scored as a failure with its reason; the run goes on
@@ -157,12 +171,15 @@ class Evaluator:
             progress(i + 1, result)
         return report(name, self.model, adapter, grammar, results)
 
-    def run_case(self, case: EvalCase, grammar: bool = True) -> CaseResult:
+    def run_case(
+        self, case: EvalCase, grammar: bool = True, call_threshold: float = 0.0
+    ) -> CaseResult:
         from edgeagent.wireformat import CALL_OPEN, parse_reply
 
         tools = function_tools(case.functions)
         start = time.perf_counter()
-        text, stats = first_reply(self.backend, tools, case.question, grammar)
+        sampling = SamplingParams(call_threshold=call_threshold)
+        text, stats = first_reply(self.backend, tools, case.question, grammar, sampling=sampling)
         latency = time.perf_counter() - start
         reply = parse_reply(text, tools)
         calls: list[Call] = [(c.name, c.arguments) for c in reply.calls]
@@ -181,12 +198,14 @@ class Evaluator:
             latency_s=round(latency, 3),
             completion_tokens=stats.completion_tokens,
             decode_s=round(stats.decode_s, 3),
+            confidence=reply_confidence(stats, text),
+            call_mass=None if stats.call_mass is None else round(stats.call_mass, 4),
         )
 
 
 def first_reply(
     backend: Any, tools: list[Tool], question: str, grammar: bool = True,
-    max_tokens: int = MAX_REPLY_TOKENS,
+    max_tokens: int = MAX_REPLY_TOKENS, sampling: SamplingParams | None = None,
 ) -> tuple[str, GenerationStats]:  # fmt: skip
     """The agent's first reply to `question` with `tools` offered (tool_choice auto, greedy),
     stopped as the agent stops it (a repeated call); its text and generation figures."""
@@ -195,11 +214,11 @@ def first_reply(
 
     agent = Agent(tools, backend=backend, constrained=grammar)
     prompt = backend.tokenize(agent.render([Message("user", question)]))
-    stats, stream = GenerationStats(), CallStream()
+    stats, stream = GenerationStats(probe_tokens=PROBE_TOKENS if grammar else 0), CallStream()
     pieces = backend.generate(
         prompt,
         grammar=agent.grammar(allow_answer=True, allow_calls=True) if grammar else None,
-        sampling=SamplingParams(),
+        sampling=sampling or SamplingParams(),
         max_tokens=max_tokens,
         stats=stats,
     )

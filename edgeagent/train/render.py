@@ -11,7 +11,10 @@ model learns to write:
 - "selector": the decision to call (the call marker, or the first token of a plain answer: the
   "no tool" choice) and the tool names (DualTune's tool-selector adapter);
 - "arguments": the argument objects of the calls only (DualTune's argument adapters); with
-  `only_tool`, the arguments of that tool's calls only (one adapter per tool).
+  `only_tool`, the arguments of that tool's calls only (one adapter per tool);
+- "answer": the answers after tool results, with the conversation shown as the agent shows it
+  to the model that answers (`wireformat.answer_view`: results folded into the request, no tool
+  schemas): the answer adapter (edgeagent.train.answers).
 
 Spans are found by rendering the conversation up to each assistant message with and without it,
 so any prefix-stable chat template works; a template that is not prefix-stable is refused.
@@ -24,9 +27,17 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from edgeagent.train.data import Example
-from edgeagent.wireformat import CALL_OPEN, ChatRenderer, Message, call_spans, template_messages
+from edgeagent.wireformat import (
+    CALL_OPEN,
+    RESULTS_HEADER,
+    ChatRenderer,
+    Message,
+    answer_view,
+    call_spans,
+    template_messages,
+)
 
-MaskKind = Literal["assistant", "calls", "selector", "arguments"]
+MaskKind = Literal["assistant", "calls", "selector", "arguments", "answer"]
 IGNORE = -100  # the label transformers' loss ignores
 
 #: text -> [(token id, start character, end character)]
@@ -48,6 +59,8 @@ def render_example(
     mask: MaskKind = "assistant",
     only_tool: str | None = None,
 ) -> Rendered:
+    if mask == "answer":
+        example = Example([], answer_view(example.messages), example.instructions)
     msgs = example.messages
     full = renderer.render(_tm(msgs, example), add_generation_prompt=False)
     spans: list[tuple[int, int]] = []
@@ -58,7 +71,10 @@ def render_example(
         upto = renderer.render(_tm(msgs[: i + 1], example), add_generation_prompt=False)
         if not (upto.startswith(before) and full.startswith(upto)):
             raise ValueError("the chat template is not prefix-stable; cannot locate the replies")
-        if mask == "assistant" or (mask == "calls" and msg.calls):
+        if mask == "answer":
+            if i and RESULTS_HEADER in msgs[i - 1].content:  # an answer to folded results
+                spans.append((len(before), len(upto)))
+        elif mask == "assistant" or (mask == "calls" and msg.calls):
             spans.append((len(before), len(upto)))
         elif msg.calls:
             spans += _call_spans(full, len(before), msg, mask, only_tool)

@@ -32,10 +32,12 @@ $(TRAIN): $(STAMP)
 	$(BIN)/python -m pip install -e ".[train,onnx]"
 	touch $(TRAIN)
 
-# The shipped general tool-calling adapter, rebuilt in two runs (about 80 minutes on 2 CPU
-# cores; docs/training.md#the-general-adapter): the tool bank; then, on from that adapter, the
-# demo tools as `edgeagent run` offers them, with as many bank examples again.
+# The shipped adapters (about 85 minutes on 2 CPU cores; docs/training.md#the-general-adapter):
+# the general tool-calling adapter in two runs (the tool bank; then, on from that adapter, the
+# demo tools as `edgeagent run` offers them, with as many bank examples again), and the answer
+# adapter that states tool results.
 ADAPTER_DIR := build/default-adapter
+ANSWER_DIR  := build/answer-adapter
 adapter: $(TRAIN)
 	$(BIN)/edgeagent data synth --bank train --n 900 --seed 1 --max-offered 4 --out $(ADAPTER_DIR)/train.jsonl
 	$(BIN)/edgeagent train --config edgeagent/train/configs/default-adapter.toml
@@ -45,6 +47,10 @@ adapter: $(TRAIN)
 	cat $(ADAPTER_DIR)/replay.jsonl $(ADAPTER_DIR)/demo.jsonl > $(ADAPTER_DIR)/demo-mix.jsonl
 	$(BIN)/edgeagent train --config edgeagent/train/configs/default-adapter-demo.toml
 	$(BIN)/edgeagent export lora $(ADAPTER_DIR)/peft --dtype f16 --out edgeagent/data/default-adapter.gguf
+	# the answer adapter (answers after tool results; about 5 minutes)
+	$(BIN)/edgeagent data synth --bank train --answers --n 800 --seed 5 --out $(ANSWER_DIR)/train.jsonl
+	$(BIN)/edgeagent train --config edgeagent/train/configs/answer-adapter.toml
+	$(BIN)/edgeagent export lora $(ANSWER_DIR)/peft --dtype f16 --out edgeagent/data/answer-adapter.gguf
 
 install: $(STAMP)
 

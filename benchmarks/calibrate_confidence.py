@@ -1,14 +1,16 @@
 """Calibrate the agent's confidence (edgeagent.confidence) on held-out cases that are not BFCL:
 requests to the tool bank's 40 held-out tools (never trained on; up to 4 offered, a quarter
-asking for a tool that is not offered, some off-topic), with the default configuration.
+asking for a tool that is not offered, some off-topic; with --siblings, look-alike tools of one
+domain, some asking for the one left out), with the shipped adapter, no call threshold.
 
 For each case the first reply is right when it makes the expected decision (call or not) and
 calls the expected tools (arguments are not part of what the score measures). Prints one JSON
-object: the reliability table (accuracy per confidence bin), the threshold that best separates
-right calls from wrong ones, and the same-run figures at that threshold; `--plot` writes the
-reliability plot.
+object: the reliability table (accuracy per confidence bin), the thresholds on the confidence
+(min_confidence) and on P(call) at the first token (the call threshold) that best separate
+right calls from wrong ones, and the same-run figures at them; `--plot` writes the reliability
+plot.
 
-    python benchmarks/calibrate_confidence.py --n 160 --plot docs/img/confidence.png
+    python benchmarks/calibrate_confidence.py --n 200 --siblings 0.3 --plot docs/img/confidence.png
 """
 
 from __future__ import annotations
@@ -85,57 +87,31 @@ def reliability(rows: list[dict]) -> list[dict]:
     return table
 
 
-def best_threshold(rows: list[dict]) -> dict:
-    """Over the replies that call: abstaining on a wrong call is right, on a right call wrong.
-    The threshold that makes the most of them right (the lowest, on a tie)."""
+def best_threshold(rows: list[dict], key: str = "confidence") -> dict:
+    """Over the replies that call: holding back a wrong call is right, a right call wrong.
+    The threshold on `key` (the confidence, for min_confidence; P(call) at the first token,
+    for the call threshold) that makes the most of them right (the lowest, on a tie)."""
     calls = [r for r in rows if r["called"]]
-    best = {"threshold": 0.0, "decisions_right": 0.0}
-    for t in [i / 100 for i in range(0, 100)]:
-        right = sum((r["confidence"] >= t) == r["right"] for r in calls) / max(len(calls), 1)
-        if right > best["decisions_right"] + 1e-9:
-            acted = [r for r in calls if r["confidence"] >= t]
-            best = {
-                "threshold": t,
-                "decisions_right": round(right, 3),
-                "calls": len(calls),
-                "abstained": len(calls) - len(acted),
-                "wrong_calls_abstained": sum(not r["right"] for r in calls if r["confidence"] < t),
-                "right_calls_abstained": sum(r["right"] for r in calls if r["confidence"] < t),
-                "accuracy_of_calls_made": round(
-                    sum(r["right"] for r in acted) / max(len(acted), 1), 3
-                ),
-            }
-    best["accuracy_of_calls_without_threshold"] = round(
-        sum(r["right"] for r in calls) / max(len(calls), 1), 3
-    )
-    return best
 
+    def right(t: float) -> int:
+        return sum((r[key] >= t) == r["right"] for r in calls)
 
-def held_back_right(row: dict, threshold: float) -> bool:
-    """Whether the first decision is right when a call with P(call) below `threshold` is
-    answered instead (edgeagent.backends.SamplingParams.call_threshold)."""
-    if row["called"] and row["call_mass"] < threshold:
-        return not row["expected"]
-    return row["right"]
-
-
-def best_call_threshold(rows: list[dict]) -> dict:
-    """The call threshold that makes the most first decisions right (the lowest, on a tie),
-    and the share right at a few others."""
-
-    def share(t: float) -> float:
-        return round(sum(held_back_right(r, t) for r in rows) / len(rows), 3)
-
-    best = max((i / 100 for i in range(100)), key=lambda t: (share(t), -t))
+    best = max((i / 100 for i in range(100)), key=lambda t: (right(t), -t))
+    acted = [r for r in calls if r[key] >= best]
     return {
         "threshold": best,
-        "decisions_right": share(best),
-        "decisions_right_without": share(0.0),
-        "calls_held_back": sum(r["called"] and r["call_mass"] < best for r in rows),
-        "of_them_right_to_hold_back": sum(
-            r["called"] and r["call_mass"] < best and not r["expected"] for r in rows
+        "decisions_right": round(right(best) / max(len(calls), 1), 3),
+        "calls": len(calls),
+        "held_back": len(calls) - len(acted),
+        "wrong_calls_held_back": sum(not r["right"] for r in calls if r[key] < best),
+        "right_calls_held_back": sum(r["right"] for r in calls if r[key] < best),
+        "accuracy_of_calls_made": round(sum(r["right"] for r in acted) / max(len(acted), 1), 3),
+        "accuracy_of_calls_without_threshold": round(
+            sum(r["right"] for r in calls) / max(len(calls), 1), 3
         ),
-        "by_threshold": {str(t): share(t) for t in (0.5, 0.7, 0.8, 0.9, 0.95)},
+        "decisions_right_by_threshold": {
+            str(t): round(right(t) / max(len(calls), 1), 3) for t in (0.5, 0.7, 0.8, 0.9, 0.95)
+        },
     }
 
 
@@ -223,7 +199,7 @@ def main() -> None:
         "bins_rising": f"{rising} of {max(len(filled) - 1, 0)}",
         "siblings": args.siblings,
         "threshold": best_threshold(rows),
-        "call_threshold": best_call_threshold(rows),
+        "call_threshold": best_threshold(rows, "call_mass"),
     }
     if args.rows_out:
         with open(args.rows_out, "w") as fh:

@@ -84,7 +84,8 @@ def test_the_shipped_answer_adapter_goes_with_the_shipped_adapter_only():
     if not ANSWER_ADAPTER.exists():
         pytest.skip("no answer adapter shipped in this checkout")
     assert Agent(DEMO_TOOLS).answer_adapter == ANSWER_ADAPTER
-    assert Agent(DEMO_TOOLS, adapter=DEFAULT_ADAPTER).answer_adapter == ANSWER_ADAPTER
+    shipped_by_path = Agent(DEMO_TOOLS, adapter=DEFAULT_ADAPTER, base_answers=True)
+    assert shipped_by_path.answer_adapter == ANSWER_ADAPTER
     assert Agent(DEMO_TOOLS, answer_adapter=None).answer_adapter is None
     assert Agent(DEMO_TOOLS, adapter=None).answer_adapter is None
     assert Agent(DEMO_TOOLS, base_answers=False).answer_adapter is None  # one model answers

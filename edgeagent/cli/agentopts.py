@@ -82,6 +82,12 @@ _OPTIONS = [
         help="Below this confidence a call is not made (or goes to --fallback).",
     ),
     click.option(
+        "--call-threshold",
+        type=click.FloatRange(0, 1),
+        help="Call a tool only where the model's P(call) at its first token is at least this, "
+        "else answer (default: 0.66 with the shipped adapter, calibrated; 0 otherwise).",
+    ),
+    click.option(
         "--fallback",
         metavar="URL",
         help="An OpenAI-compatible server (…/v1) asked when the model is unsure.",
@@ -127,8 +133,9 @@ def make_agent(
                 hint="e.g. --fallback http://gpu-box:8080/v1",
             )
         options["fallback"] = Fallback(url, model_name)
-    if options.get("min_confidence") is None:
-        options.pop("min_confidence", None)
+    for unset in ("min_confidence", "call_threshold"):
+        if options.get(unset) is None:
+            options.pop(unset, None)
 
     if n_ctx:
         options["n_ctx"] = n_ctx

@@ -6,7 +6,8 @@ file this project may load is the embedded 135M one, so "another model" is that 
 another adapter (`--fallback-adapter`, e.g. the parallel-calls trial adapter), a stand-in for
 a larger model behind vLLM or llama.cpp's server; the path is the one a real fallback takes
 (HTTP, the OpenAI API, the same validation and permission rules). Each case is one turn of an
-Agent (max_steps 1: the first reply's calls are what BFCL scores) with `min_confidence` set:
+Agent (max_steps 2: the first reply may call, the second answers; the first reply's calls are
+what BFCL scores) with `min_confidence` set:
 a first reply below it, or one that fails validation, is asked of the fallback.
 
     python benchmarks/bench_escalation.py --fallback-adapter build/trial/adapter.gguf \
@@ -82,7 +83,7 @@ def run_case(backend, case, threshold: float, fallback: Fallback | None) -> dict
         adapter=DEFAULT_ADAPTER,
         answer_adapter=ANSWER_ADAPTER if ANSWER_ADAPTER.exists() else None,
         base_answers=True,
-        max_steps=1,
+        max_steps=2,  # the last step may only answer: the first may call
         allow="all",
         min_confidence=threshold if fallback else 0.0,
         fallback=fallback,

@@ -44,9 +44,12 @@ ids = backend.tokenize(text)
 while len(ids) < n_ctx:
     ids = ids + ids
 prompt = ids[: n_ctx - 8]
+loaded = getattr(backend, "loaded_adapters", [])
+if "adapter" in loaded:  # the agent calls under the adapter ...
+    backend.set_adapters({"adapter": 1.0})
 out = "".join(backend.generate(prompt, grammar=None, sampling=SamplingParams(),
                                max_tokens=4, stats=GenerationStats()))
-if getattr(backend, "adapters", None):  # the agent answers with the adapter off: its context too
+if loaded:  # ... and answers in a second context (the base model's or the answer adapter's)
     backend.set_adapters({})
     out = "".join(backend.generate(prompt, grammar=None, sampling=SamplingParams(),
                                    max_tokens=4, stats=GenerationStats()))

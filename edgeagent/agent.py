@@ -303,8 +303,11 @@ class Agent:
         }
         if not {"max_calls", "max_string_chars"} & options.keys():
             settings["grammars"] = load_grammars(root)
-        # the shipped general adapter decides calls; the base model writes the answers
+        # the shipped general adapter decides calls; the answers are written with it off, after
+        # tool results by the bundle's answer adapter (older bundles: the installed one's)
         settings["base_answers"] = m.adapter_kind == "general" and "adapter" not in options
+        if m.answer_adapter:
+            settings["answer_adapter"] = inside(root, m.answer_adapter)
         return cls(tools, **{**settings, **options})
 
     @classmethod

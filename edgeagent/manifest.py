@@ -55,7 +55,9 @@ class Manifest:
     threads: int
     tools: str  # a module name, or a relative .py path inside the bundle
     adapter: str | None = None
-    adapter_kind: str = ""  # "general": the shipped adapter (answers are the base model's)
+    adapter_kind: str = ""  # "general": the shipped adapter (answers written with it off)
+    #: beside the shipped adapter: the answer adapter (answers after tool results)
+    answer_adapter: str | None = None
     decoupled: str | None = None
     source: str = ""
     estimate_bytes: int = 0
@@ -73,7 +75,7 @@ class Manifest:
     files: list[BundleFile] = field(default_factory=list)
 
     def paths(self) -> list[str]:
-        named = [self.model, self.tools, self.adapter, self.decoupled]
+        named = [self.model, self.tools, self.adapter, self.answer_adapter, self.decoupled]
         return [p for p in named if p and not is_module(p)]
 
 

@@ -95,7 +95,7 @@ def resolve_answer_adapter(answer_adapter: str | Path | None, adapter: Path | No
 
 def is_default_adapter(path: str | Path) -> bool:
     """Whether `path` holds the shipped general adapter (the file or a copy of it, as in a
-    bundle): the one trained on calls only, whose answers the base model writes."""
+    bundle): the one trained on calls only, whose answers are written with it off."""
     path = Path(path)
     if not DEFAULT_ADAPTER.exists() or path.stat().st_size != DEFAULT_ADAPTER.stat().st_size:
         return False

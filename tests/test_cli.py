@@ -150,11 +150,11 @@ def test_the_default_adapter_applies_to_the_embedded_model_only(tmp_path):
 
 
 @pytest.mark.model
-def test_with_the_shipped_adapter_the_base_model_words_the_answer_from_the_result(monkeypatch):
-    """The adapter decides the call; the answer after the result is the base model's, and it
-    uses the result (the adapter alone answered "OK, done."). The clock is fixed: the result is
-    part of the prompt, and the 135M model's answer changes with it (at 19:13 one run said "a
-    custom-built time-based system" and no number)."""
+def test_with_the_shipped_adapters_the_answer_after_a_result_states_it(monkeypatch):
+    """The call adapter decides the call; the answer after the result is the answer adapter's,
+    and it uses the result (the call adapter alone answered "OK, done."). The clock is fixed:
+    the result is part of the prompt, and the base model's answer changed with it (at 19:13 one
+    run said "a custom-built time-based system" and no number)."""
     import re
 
     monkeypatch.setenv("EDGEAGENT_NOW", "2026-11-30T19:24:00+00:00")

@@ -132,6 +132,11 @@ class LlamaCppBackend:
         """The active adapters and their scales."""
         return dict(self._scales)
 
+    @property
+    def loaded_adapters(self) -> list[str]:
+        """The names of the loaded adapters, active or not."""
+        return list(self._adapters)
+
     def set_adapters(self, scales: dict[str, float]) -> None:
         """Apply these adapters at these scales (others off), in the context that holds this
         setting's KV cache: switching back and forth keeps both caches."""

@@ -189,7 +189,7 @@ def _place_adapters(
     manifest: Manifest, work: Path, adapter: str | Path | None, decoupled: str | Path | None,
     source: Path, progress: Progress,
 ) -> None:  # fmt: skip
-    from edgeagent.models import adapter_base_sha256, is_default_adapter
+    from edgeagent.models import ANSWER_ADAPTER, adapter_base_sha256, is_default_adapter
 
     if adapter:
         adapter = Path(adapter)
@@ -207,6 +207,9 @@ def _place_adapters(
         manifest.adapter_base_sha256 = adapter_base_sha256(dest)
         if is_default_adapter(adapter):
             manifest.adapter_kind = "general"
+            if ANSWER_ADAPTER.exists():  # the shipped answer adapter goes with it
+                shutil.copyfile(ANSWER_ADAPTER, work / "adapters" / ANSWER_ADAPTER.name)
+                manifest.answer_adapter = f"adapters/{ANSWER_ADAPTER.name}"
     if decoupled:
         from edgeagent.decoupled import DecoupledAdapters
 
@@ -298,5 +301,6 @@ In Python: `Agent.from_bundle("path/to/this/folder").run("...")`.
 
 def _adapter_line(m: Manifest) -> str:
     if m.adapter:
-        return f"`{m.adapter}`" + (" (the shipped general adapter)" if m.adapter_kind else "")
+        line = f"`{m.adapter}`" + (" (the shipped general adapter)" if m.adapter_kind else "")
+        return line + (f", answers `{m.answer_adapter}`" if m.answer_adapter else "")
     return f"`{m.decoupled}` (decoupled)" if m.decoupled else "none"

@@ -151,12 +151,20 @@ class Evaluator:
         adapter: bool = True,
         grammar: bool = True,
         progress: Callable[[int, CaseResult], None] = lambda i, r: None,
+        call_threshold: float | None = None,
     ) -> EvalReport:
+        """`call_threshold` None: the configuration's own (the shipped adapter's calibrated
+        one with it, 0 otherwise)."""
         adapter = adapter and self.adapter is not None
         if self.adapter is not None:
             self.backend.set_adapters({ADAPTER: 1.0} if adapter else {})
         # the shipped adapter calls only above its calibrated P(call), as the agent does
-        threshold = SHIPPED_CALL_THRESHOLD if adapter and self.shipped_adapter and grammar else 0
+        shipped = adapter and self.shipped_adapter and grammar
+        threshold = (
+            call_threshold
+            if call_threshold is not None
+            else (SHIPPED_CALL_THRESHOLD if shipped else 0.0)
+        )
         results = []
         for i, case in enumerate(cases):
             try:

@@ -91,13 +91,13 @@ def _signature_check(root: Path, trust: Sequence[str | Path]) -> Check:
 
 def planned_bytes(root: Path, manifest: Manifest) -> int:
     """The planner's memory for a bundle's model as written, with its contexts full (one per
-    adapter setting), plus its adapters (what the build records and verify checks)."""
-    from edgeagent.targets.planner import contexts_for, estimate, model_shape
+    adapter setting), plus its adapters as loaded (what the build records and verify checks)."""
+    from edgeagent.targets.planner import ADAPTER_RESIDENT, contexts_for, estimate, model_shape
 
     shape = model_shape(root / manifest.model)
     contexts = contexts_for(manifest.format, bool(manifest.adapter or manifest.decoupled))
     e = estimate(shape, manifest.format, manifest.quantization, manifest.n_ctx, contexts)
-    return e.total + _tree_bytes(root / "adapters")
+    return e.total + int(ADAPTER_RESIDENT * _tree_bytes(root / "adapters"))
 
 
 def _tree_bytes(folder: Path) -> int:

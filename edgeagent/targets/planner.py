@@ -236,6 +236,11 @@ def _read_json(path: Path) -> dict[str, Any]:
 #: buffers; the llama.cpp backend's max_contexts default (a test checks they agree).
 ADAPTER_CONTEXTS = 2
 
+#: Resident bytes of a GGUF LoRA adapter per byte of its file, loaded (measured with
+#: benchmarks/bench_plan.py --bundle on the rpi5 bundle, with and without its 4.9 MB answer
+#: adapter: the peak rose by 7.8 MB; llama.cpp keeps the f16 tensors and buffers beside them).
+ADAPTER_RESIDENT = 1.6
+
 
 def contexts_for(fmt: str, adapters: bool) -> int:
     """How many contexts a model runs with: ONNX models run merged, in one."""

@@ -20,55 +20,23 @@ import argparse
 import dataclasses
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 os.environ.setdefault("EDGEAGENT_HOME", tempfile.mkdtemp(prefix="edgeagent-bench-"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgeagent.agent import Agent  # noqa: E402
-from edgeagent.backends.llamacpp import LlamaCppBackend  # noqa: E402
 from edgeagent.bfcl import function_tools  # noqa: E402
 from edgeagent.evaluation.checker import check_case  # noqa: E402
-from edgeagent.evaluation.runner import bfcl_cases  # noqa: E402
+from edgeagent.evaluation.runner import Evaluator, bfcl_cases  # noqa: E402
 from edgeagent.fallback import Fallback  # noqa: E402
-from edgeagent.models import ANSWER_ADAPTER, DEFAULT_ADAPTER, default_model_path  # noqa: E402
-from edgeagent.replies import ADAPTER, ANSWERS  # noqa: E402
+from edgeagent.models import ANSWER_ADAPTER, DEFAULT_ADAPTER  # noqa: E402
+from tests.test_serve import start_server  # noqa: E402
 
 CATEGORIES = "simple_python,multiple,parallel,irrelevance,live_simple,live_irrelevance"
-
-
-def start_fallback(adapter: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "edgeagent",
-            "serve",
-            "--port",
-            str(port),
-            "--adapter",
-            str(adapter),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                return proc, f"{url}/v1"
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("the fallback server did not come up")
 
 
 def noop(**_: object) -> str:
@@ -125,12 +93,11 @@ def main() -> None:
     parser.add_argument("--rows-out")
     args = parser.parse_args()
     cases = bfcl_cases(args.bfcl.split(","), args.limit)
-    proc, url = start_fallback(args.fallback_adapter)
+    proc, url = start_server(Path(os.environ["EDGEAGENT_HOME"]), "--adapter",
+                             str(args.fallback_adapter))  # fmt: skip
+    url += "/v1"
     try:
-        adapters = {ADAPTER: DEFAULT_ADAPTER}
-        if ANSWER_ADAPTER.exists():
-            adapters[ANSWERS] = ANSWER_ADAPTER
-        backend = LlamaCppBackend(default_model_path(), n_ctx=4096, adapters=adapters)
+        backend = Evaluator().backend  # the shipped adapter and answer adapter, loaded
         fallback = Fallback(url, timeout_s=120)
         rows = {"alone": [], "with_fallback": []}
         start = time.perf_counter()

@@ -454,6 +454,31 @@ def loop_start(text: str) -> int | None:
     return None
 
 
+def repeat_rests(text: str) -> list[str]:
+    """In a reply calling tools, the texts that would complete the call being written into a copy
+    of an earlier complete call of the same reply (none when the current call has already left
+    every earlier one's path, or no call is open). A backend steers away from these
+    (SamplingParams.repeated_call_margin): a small model asked for two things tends to write its
+    first call again where the second should differ."""
+    if not text.startswith(CALL_OPEN + "["):
+        return []
+    body = text[len(CALL_OPEN) + 1 :]
+    done: list[str] = []
+    pos = 0
+    decoder = json.JSONDecoder()
+    while True:
+        start = body.find("{", pos)
+        if start < 0:
+            return []  # between calls, or the list is closed
+        try:
+            _, end = decoder.raw_decode(body, start)
+        except json.JSONDecodeError:
+            current = body[start:]
+            return [p[len(current) :] for p in done if p.startswith(current) and p != current]
+        done.append(body[start:end])
+        pos = end
+
+
 class CallStream:
     """Watches a reply as it is generated. `feed` returns False when generation should stop:
     the reply is calling tools and its newest complete call repeats an earlier one, or it is

@@ -160,3 +160,26 @@ def test_a_new_session_starts_from_the_saved_state_of_its_system_prompt(tmp_path
     again, evaluated = first_reply()
     assert again == answer and evaluated  # not used: evaluated and saved again
     assert states[0].stat().st_size > 1000
+
+
+def test_a_copy_of_an_earlier_call_is_steered_away_from_within_the_margin():
+    """BFCL parallel_4 ("BMI for 6 ft and 80 kg, also for 5.6 ft and 60 kg"): the shipped adapter
+    writes its first call a second time, which the agent drops. With a margin, the token that
+    would go on copying gives way to a close one, and the second call is another call."""
+    from edgeagent.bfcl import function_tools
+    from edgeagent.evaluation.runner import Evaluator, bfcl_cases, first_reply
+    from edgeagent.replies import ADAPTER
+    from edgeagent.wireformat import parse_reply
+
+    (case,) = [c for c in bfcl_cases(["parallel"], 5) if c.id == "parallel_4"]
+    tools = function_tools(case.functions)
+    backend = Evaluator().backend
+    backend.set_adapters({ADAPTER: 1.0})
+    off, _ = first_reply(backend, tools, case.question)
+    on, _ = first_reply(backend, tools, case.question,
+                        sampling=SamplingParams(repeated_call_margin=3.0))  # fmt: skip
+    assert len(parse_reply(off, tools).calls) == 1  # the copy was written and dropped
+    calls = parse_reply(on, tools).calls
+    assert len(calls) == 2 and calls[0] != calls[1]
+    for call in calls:
+        next(t for t in tools if t.name == call.name).validate(call.arguments)

@@ -93,6 +93,40 @@ def test_call_stream_stops_at_the_first_repeat():
     assert parse_reply(stream.text, [set_timer]).calls == [ToolCall("set_timer", {"minutes": 2})]
 
 
+def test_repeat_rests_name_what_would_complete_a_copy_of_an_earlier_call():
+    from edgeagent.wireformat import repeat_rests
+
+    first = '{"name": "set_timer", "arguments": {"minutes": 5, "label": "eggs"}}'
+    head = "<tool_call>[" + first + ", "
+    assert repeat_rests("<tool_call>[" + first[:20]) == []  # no earlier call
+    assert repeat_rests(head) == []  # between calls
+    assert repeat_rests(head + first[:37]) == [first[37:]]  # '..."minutes": ' so far
+    assert repeat_rests(head + first[:37] + "1") == []  # left the copy: 1 is not 5
+    assert repeat_rests(head + first + "]") == []  # the copy is complete (CallStream drops it)
+    assert repeat_rests('Use {"name": 1}') == []  # an answer
+    other = '{"name": "set_timer", "arguments": {"minutes": 7}}'
+    both = "<tool_call>[" + first + ", " + other + ", " + '{"name": "set_timer", "arguments": {"'
+    assert repeat_rests(both) == ['minutes": 5, "label": "eggs"}}', 'minutes": 7}}']
+
+
+@given(st.lists(st.dictionaries(st.sampled_from("abc"), st.integers(0, 99)), min_size=1,
+                max_size=3), st.data())  # fmt: skip
+def test_a_copy_is_recognised_at_every_point_of_its_text(calls, data):
+    """Wherever a reply stops inside a call that so far matches an earlier one, the rest of
+    that earlier call is among the rests, and each rest completes an earlier call exactly."""
+    import json
+
+    from edgeagent.wireformat import repeat_rests
+
+    texts = [json.dumps({"name": "f", "arguments": a}) for a in calls]
+    copied = data.draw(st.sampled_from(texts))
+    cut = data.draw(st.integers(1, len(copied) - 1))
+    reply = "<tool_call>[" + ", ".join(texts) + ", " + copied[:cut]
+    rests = repeat_rests(reply)
+    assert copied[cut:] in rests
+    assert all(copied[:cut] + r in texts for r in rests)
+
+
 def test_call_stream_ignores_answers_with_braces():
     stream = CallStream()
     assert all(stream.feed(p) for p in ["Use {x}", " and {x}", " again {x}"])

@@ -23,6 +23,11 @@ class SamplingParams:
     #: at least this probability on calling at the first token, else answer (0: as sampled).
     #: Backends that cannot tell (onnxruntime) sample as is.
     call_threshold: float = 0.0
+    #: under a grammar, in a reply of several calls: where the next token would go on writing a
+    #: copy of an earlier call (edgeagent.wireformat.repeat_rests), the best other token the
+    #: grammar admits is taken instead if its logit is within this margin of the chosen one's
+    #: (0: off). A copy that is never this close is still written (and dropped by the agent).
+    repeated_call_margin: float = 0.0
 
 
 @dataclass

@@ -18,6 +18,7 @@ from edgeagent.backends import GenerationStats, SamplingParams
 from edgeagent.errors import GrammarError, Interrupted, ModelFileError
 from edgeagent.models import inspect_gguf
 from edgeagent.paths import publishing
+from edgeagent.wireformat import repeat_rests
 
 log = logging.getLogger(__name__)
 
@@ -363,6 +364,7 @@ class LlamaCppBackend:
         ctx = llm._ctx.ctx
         start = time.perf_counter()
         first_at = 0.0
+        text = ""
         stats.stop_reason = "length"
         if stats.probe_tokens:
             stats.call_mass, stats.probes = None, []
@@ -378,6 +380,10 @@ class LlamaCppBackend:
                     token = choose(matcher.mask(logits), llm.input_ids[: llm.n_tokens])
                 if matcher is not None and sampling.call_threshold and not stats.completion_tokens:
                     token = self._hold_back_call(logits, matcher, token, sampling, choose)
+                if matcher is not None and sampling.repeated_call_margin:
+                    rests = repeat_rests(text)
+                    if rests:
+                        token = self._leave_copy(logits, matcher, token, rests, sampling)
                 if stats.completion_tokens < stats.probe_tokens and (
                     not stats.probes or stats.probes[0][0].startswith("<")
                 ):  # an answer's confidence is its first token's; a call's, up to its name
@@ -393,6 +399,7 @@ class LlamaCppBackend:
                 stats.completion_tokens += 1
                 piece = decoder.decode(self.piece(token))
                 if piece:
+                    text += piece
                     yield piece
                 if stats.completion_tokens >= max_tokens:
                     break
@@ -422,6 +429,28 @@ class LlamaCppBackend:
             return token
         return int(choose(allowed, self._llm.input_ids[: self._llm.n_tokens]))
 
+    def _leave_copy(
+        self, logits: Any, matcher: Any, token: int, rests: list[str], sampling: SamplingParams
+    ) -> int:
+        """A token that leaves the copy of an earlier call being written (`rests`: the texts that
+        would complete one), if the grammar admits one within the margin of the chosen token."""
+        import numpy as np
+
+        def copies(t: int) -> bool:
+            piece = self.piece(t).decode("utf-8", "replace")
+            return bool(piece) and any(r.startswith(piece) or piece.startswith(r) for r in rests)
+
+        if not copies(token):
+            return token
+        allowed = matcher.mask(logits)
+        top = np.argpartition(-allowed, _ALTERNATIVES)[:_ALTERNATIVES]
+        for t in top[np.argsort(-allowed[top])]:
+            if logits[token] - allowed[t] > sampling.repeated_call_margin:
+                break  # also ends at the grammar's -inf
+            if not copies(int(t)):
+                return int(t)
+        return token
+
     def _probe(self, logits: Any, matcher: Any, token: int, stats: GenerationStats) -> None:
         """How sure the model is of this token, under the grammar (edgeagent.confidence): the
         chosen token's probability and, at the first token, the probability of a call."""
@@ -441,6 +470,10 @@ class LlamaCppBackend:
                 [self.piece(t).startswith(b"<") for t in range(self._n_vocab)], dtype=bool
             )
         return self._starts
+
+
+# How many of the best tokens `_leave_copy` considers in place of one that copies a call.
+_ALTERNATIVES = 16
 
 
 class _StateNotSaved(Exception):

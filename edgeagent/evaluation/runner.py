@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -152,9 +152,10 @@ class Evaluator:
         grammar: bool = True,
         progress: Callable[[int, CaseResult], None] = lambda i, r: None,
         call_threshold: float | None = None,
+        repeated_call_margin: float | None = None,
     ) -> EvalReport:
         """`call_threshold` None: the configuration's own (the shipped adapter's calibrated
-        one with it, 0 otherwise)."""
+        one with it, 0 otherwise); `repeated_call_margin` None: SamplingParams' default."""
         adapter = adapter and self.adapter is not None
         if self.adapter is not None:
             self.backend.set_adapters({ADAPTER: 1.0} if adapter else {})
@@ -165,10 +166,13 @@ class Evaluator:
             if call_threshold is not None
             else (SHIPPED_CALL_THRESHOLD if shipped else 0.0)
         )
+        sampling = SamplingParams(call_threshold=threshold)
+        if repeated_call_margin is not None:
+            sampling = replace(sampling, repeated_call_margin=repeated_call_margin)
         results = []
         for i, case in enumerate(cases):
             try:
-                result = self.run_case(case, grammar, threshold)
+                result = self.run_case(case, grammar, sampling)
             except EdgeAgentError as exc:
                 # a case the agent cannot run (a schema no grammar states, a question longer
                 # than the context) is scored as a failure with its reason; the run goes on
@@ -180,13 +184,12 @@ class Evaluator:
         return report(name, self.model, adapter, grammar, results)
 
     def run_case(
-        self, case: EvalCase, grammar: bool = True, call_threshold: float = 0.0
+        self, case: EvalCase, grammar: bool = True, sampling: SamplingParams | None = None
     ) -> CaseResult:
         from edgeagent.wireformat import CALL_OPEN, parse_reply
 
         tools = function_tools(case.functions)
         start = time.perf_counter()
-        sampling = SamplingParams(call_threshold=call_threshold)
         text, stats = first_reply(self.backend, tools, case.question, grammar, sampling=sampling)
         latency = time.perf_counter() - start
         reply = parse_reply(text, tools)

@@ -9,6 +9,7 @@ import datetime as dt
 import fnmatch
 import operator
 import os
+import re
 import shutil
 import sqlite3
 from collections.abc import Callable
@@ -195,8 +196,18 @@ def calculate(expression: Annotated[str, Field(max_length=200)]) -> str:
     Args:
         expression: numbers with + - * / // % ** and parentheses
     """
-    result = _eval(ast.parse(expression, mode="eval"))
+    result = _eval(ast.parse(_percentages(expression), mode="eval"))
     return f"{expression} = {result:.10g}"
+
+
+_PERCENT_OF = re.compile(r"(\d+(?:\.\d+)?)\s*%\s*of\b", re.IGNORECASE)
+# a % with no number or parenthesis after it is a percentage; "17 % 5" stays the remainder
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%(?!\s*[\d(.])")
+
+
+def _percentages(expression: str) -> str:
+    """Percentages as people write them to a calculator: "18% of 240" and "240 * 18%"."""
+    return _PERCENT.sub(r"(\1 / 100)", _PERCENT_OF.sub(r"\1 / 100 *", expression))
 
 
 def files_root() -> Path:

@@ -90,7 +90,7 @@ def test_scripted_tools_answer_with_results_errors_and_templates():
     assert not outcome.ok and "unknown city" in outcome.error
     (real,) = case_tools(by_id["demo_percent"])  # the demo tool itself, with its real errors
     assert real.invoke({"expression": "240*0.18"}).content.endswith("43.2")
-    assert not real.invoke({"expression": "18%"}).ok
+    assert not real.invoke({"expression": "18 +"}).ok
 
 
 def test_the_summary_counts_passes_per_kind_and_recoveries():

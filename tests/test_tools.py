@@ -219,13 +219,21 @@ def test_the_demo_calculator_computes_and_names_what_it_refuses():
     assert calculate.invoke({"expression": "(12 + 3) * 4 / 5"}).content == "(12 + 3) * 4 / 5 = 12"
     assert calculate.invoke({"expression": "2 ** 10 - 17 % 5"}).content == "2 ** 10 - 17 % 5 = 1022"
     for expression, reason in [
-        ("18%", "invalid syntax"),
+        ("18 +", "invalid syntax"),
         ("__import__('os')", "not Call"),
         ("1 / 0", "division by zero"),
         ("(-8) ** 0.5", "not a real number"),
     ]:
         outcome = calculate.invoke({"expression": expression})
         assert not outcome.ok and reason in outcome.error, (expression, outcome.error)
+
+
+def test_the_demo_calculator_reads_percentages_and_keeps_the_remainder():
+    from edgeagent.demo_tools import calculate
+
+    for expression, result in [("18% of 240", "43.2"), ("240 * 18%", "43.2"), ("18%", "0.18"),
+                               ("12.5% OF 80", "10"), ("17 % 5", "2"), ("18 % (5)", "3")]:  # fmt: skip
+        assert calculate.invoke({"expression": expression}).content == f"{expression} = {result}"
 
 
 def test_the_demo_calculator_refuses_huge_numbers_before_computing_them():

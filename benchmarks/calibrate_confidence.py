@@ -33,13 +33,11 @@ from edgeagent.wireformat import parse_reply  # noqa: E402
 BINS = 10
 
 
-def run(n: int, seed: int, siblings: float) -> list[dict]:
+def run(n: int, seed: int, siblings: float, adapter: str = str(DEFAULT_ADAPTER)) -> list[dict]:
     """The first reply to each case, as the agent's first step makes it (the shipped adapter
     on, grammar on, tool_choice auto, greedy, no call threshold): what it called, how sure it
     was (edgeagent.confidence) and P(call) at its first token."""
-    backend = LlamaCppBackend(
-        default_model_path(), n_ctx=2048, adapters={"adapter": DEFAULT_ADAPTER}
-    )
+    backend = LlamaCppBackend(default_model_path(), n_ctx=2048, adapters={"adapter": adapter})
     backend.set_adapters({"adapter": 1.0})
     rows = []
     for raw in synthesize_bank(bank_tools("held-out"), n, seed=seed, siblings=siblings):
@@ -177,6 +175,7 @@ def main() -> None:
         help="share of cases offering a whole domain of look-alike tools, a third of them "
         "asking for one that is not offered (edgeagent data synth --siblings)",
     )
+    parser.add_argument("--adapter", default=str(DEFAULT_ADAPTER), help="default: the shipped one")
     parser.add_argument("--plot")
     parser.add_argument("--rows-out")
     parser.add_argument("--rows-in", help="Score saved rows again instead of running the model.")
@@ -185,7 +184,11 @@ def main() -> None:
         with open(args.rows_in) as fh:
             rows = [json.loads(line) for line in fh if line.strip()]
     else:
-        rows = [r for r in run(args.n, args.seed, args.siblings) if r["confidence"] is not None]
+        rows = [
+            r
+            for r in run(args.n, args.seed, args.siblings, args.adapter)
+            if r["confidence"] is not None
+        ]
     table = reliability(rows)
     # monotone: does accuracy rise with confidence? (Spearman over the bins that have cases)
     filled = [t for t in table if t["cases"]]

@@ -76,3 +76,40 @@ def test_a_bad_bank_line_is_refused_with_the_tool_named(tmp_path, monkeypatch):
     bad.write_text("[x]\nsend_fax | Send a fax. | number:telex | Fax {number}\n")
     with pytest.raises(ValueError, match="unknown kind 'telex'"):
         load_bank()
+
+
+def test_make_adapter_synthesizes_the_shipped_adapters_data_byte_for_byte():
+    """The data `make adapter` writes for the shipped general adapter's two runs, as its JSON
+    lines' digests: the same bytes the adapter was trained on (checked against the synthesizer
+    of the commit that shipped it). A change to the synthesizer that moves these digests means
+    `make adapter` no longer rebuilds the shipped adapter: put the change behind an option."""
+    import hashlib
+    import json
+
+    def digest(part: str, n: int, seed: int, **kw) -> str:
+        rows = synthesize_bank(bank_tools(part), n, seed=seed, **kw)
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    assert digest("train", 900, 1, max_offered=4).startswith("b65a395e924e2a02")
+    assert digest("train", 150, 3, max_offered=4).startswith("340044953d2141e7")
+    assert digest("demo", 150, 2, max_offered=None, missing=0).startswith("fe462b04997d1999")
+
+
+def test_same_tool_examples_ask_one_tool_for_several_values():
+    def same_tool_calls(rows):
+        out = []
+        for row in rows:
+            calls = next(m for m in parse_example(row).messages if m.role == "assistant").calls
+            if len(calls) > 1 and len({c.name for c in calls}) == 1 and calls[0] != calls[1]:
+                out.append(calls)
+        return out
+
+    train = bank_tools("train")
+    plain = same_tool_calls(synthesize_bank(train, 300, seed=4))
+    more = same_tool_calls(synthesize_bank(train, 300, seed=4, same_tool=True))
+    assert len(more) >= 15 and len(more) > 3 * len(plain)
+    for calls in more:  # alike but for the asked-for values
+        differing = {k for c in calls[1:] for k, v in c.arguments.items()
+                     if calls[0].arguments.get(k) != v}  # fmt: skip
+        assert differing

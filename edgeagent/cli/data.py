@@ -122,6 +122,13 @@ def _print_report(report: Any, max_problems: int, as_json: bool) -> None:
     "model learns to read descriptions (function masking).",
 )
 @click.option(
+    "--same-tool",
+    is_flag=True,
+    help='A tenth of the examples ask one tool for two or three things at once ("the weather '
+    'in Paris and in Oslo"), one call each: parallel calls, at a cost to choosing among '
+    "tools (docs/benchmarks.md).",
+)
+@click.option(
     "--answers",
     is_flag=True,
     help="With --bank: examples of answers after tool results (a call, its made-up result, an "
@@ -138,6 +145,7 @@ def synth(
     siblings: float,
     missing: float,
     masked: float,
+    same_tool: bool,
     answers: bool,
     out: Path,
     as_json: bool,
@@ -167,7 +175,7 @@ def synth(
                 raise click.UsageError(f"--answers: {exc}; use --bank train") from None
         else:
             examples = synthesize_bank(
-                bank_items, count, seed, max_offered, siblings, missing, masked
+                bank_items, count, seed, max_offered, siblings, missing, masked, same_tool
             )
     else:
         if siblings or masked or answers:
@@ -176,7 +184,7 @@ def synth(
             load_tool_list(source) if source and source.endswith(".json") else load_tools(source)
         )
         n_tools = len(tools)
-        examples = synthesize(tools, count, seed, max_offered, missing)
+        examples = synthesize(tools, count, seed, max_offered, missing, same_tool)
     written = write_jsonl(examples, out)
     kinds: Counter[str] = Counter()
     for ex in examples:

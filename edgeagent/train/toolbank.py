@@ -221,8 +221,9 @@ class BankSynthesizer(Synthesizer):
         siblings: float = 0.0,
         missing: float = 0.25,
         masked: float = 0.0,
+        same_tool: bool = False,
     ) -> None:
-        super().__init__([b.tool for b in bank], seed, max_offered, missing)
+        super().__init__([b.tool for b in bank], seed, max_offered, missing, same_tool)
         self.masked = masked
         self.by_name = {b.tool.name: b for b in bank}
         self.domains: dict[str, list[Tool]] = {}
@@ -419,7 +420,9 @@ def synthesize_bank(
     siblings: float = 0.0,
     missing: float = 0.25,
     masked: float = 0.0,
+    same_tool: bool = False,
 ) -> list[dict[str, Any]]:
     """n canonical examples over the bank's tools, deterministic for a seed."""
-    examples = BankSynthesizer(bank, seed, max_offered, siblings, missing, masked).examples(n)
+    synth = BankSynthesizer(bank, seed, max_offered, siblings, missing, masked, same_tool)
+    examples = synth.examples(n)
     return [example_to_dict(e) for e in examples]

@@ -364,7 +364,8 @@ class LlamaCppBackend:
         ctx = llm._ctx.ctx
         start = time.perf_counter()
         first_at = 0.0
-        text = ""
+        # the reply's text, kept only for the copy steering (SamplingParams.repeated_call_margin)
+        steer, text = matcher is not None and sampling.repeated_call_margin > 0, ""
         stats.stop_reason = "length"
         if stats.probe_tokens:
             stats.call_mass, stats.probes = None, []
@@ -380,10 +381,8 @@ class LlamaCppBackend:
                     token = choose(matcher.mask(logits), llm.input_ids[: llm.n_tokens])
                 if matcher is not None and sampling.call_threshold and not stats.completion_tokens:
                     token = self._hold_back_call(logits, matcher, token, sampling, choose)
-                if matcher is not None and sampling.repeated_call_margin:
-                    rests = repeat_rests(text)
-                    if rests:
-                        token = self._leave_copy(logits, matcher, token, rests, sampling)
+                if steer and (rests := repeat_rests(text)):
+                    token = self._leave_copy(logits, matcher, token, rests, sampling)
                 if stats.completion_tokens < stats.probe_tokens and (
                     not stats.probes or stats.probes[0][0].startswith("<")
                 ):  # an answer's confidence is its first token's; a call's, up to its name
@@ -399,7 +398,8 @@ class LlamaCppBackend:
                 stats.completion_tokens += 1
                 piece = decoder.decode(self.piece(token))
                 if piece:
-                    text += piece
+                    if steer:
+                        text += piece
                     yield piece
                 if stats.completion_tokens >= max_tokens:
                     break

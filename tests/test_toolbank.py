@@ -3,6 +3,8 @@ copied verbatim from the requests, deterministic."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from edgeagent.demo_tools import DEMO_TOOLS
@@ -113,3 +115,41 @@ def test_same_tool_examples_ask_one_tool_for_several_values():
         differing = {k for c in calls[1:] for k, v in c.arguments.items()
                      if calls[0].arguments.get(k) != v}  # fmt: skip
         assert differing
+
+
+def test_said_numbers_are_written_as_people_write_them():
+    import random
+
+    from edgeagent.train.toolbank import said_number
+
+    rng = random.Random(0)
+    assert {said_number(1200, "count", rng) for _ in range(40)} == {"1,200", "1.2k"}
+    assert {said_number(2450.5, "count", rng) for _ in range(20)} == {"2,450.5"}
+    money = {said_number(45000, "amount", rng) for _ in range(60)}
+    assert money == {"45,000", "45k", "$45,000", "$45k"}
+
+
+def test_numbers_examples_say_a_large_number_and_call_with_the_number_itself():
+    import re
+
+    tools = {b.tool.name: b.tool for b in bank_tools("train")}
+    rows = synthesize_bank(bank_tools("train"), 200, seed=5, numbers=0.5)
+    said = 0
+    for row in rows:
+        example = parse_example(row)
+        request = example.messages[0].content
+        written = re.search(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?k\b", request)
+        if not written:
+            continue
+        said += 1
+        (call,) = example.messages[1].calls
+        tools[call.name].validate(call.arguments)
+        text = written[0].replace(",", "")
+        value = float(text[:-1]) * 1000 if text.endswith("k") else float(text)
+        assert value >= 1000 and value in call.arguments.values(), (request, call)
+        digits = next(v for v in call.arguments.values() if v == value)
+        assert json.dumps(digits) not in request  # the plain digits are not there to copy
+    assert said >= 60  # half the examples, less the tools whose request says no number
+    assert synthesize_bank(bank_tools("train"), 50, seed=5) != synthesize_bank(
+        bank_tools("train"), 50, seed=5, numbers=0.5
+    )

@@ -129,6 +129,13 @@ def _print_report(report: Any, max_problems: int, as_json: bool) -> None:
     "tools (docs/benchmarks.md).",
 )
 @click.option(
+    "--numbers",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help='With --bank: this share of examples writes a large number as people do ("$1,200", '
+    '"45k"), the call the number itself (without them "$1,200" becomes 1).',
+)
+@click.option(
     "--answers",
     is_flag=True,
     help="With --bank: examples of answers after tool results (a call, its made-up result, an "
@@ -146,6 +153,7 @@ def synth(
     missing: float,
     masked: float,
     same_tool: bool,
+    numbers: float,
     answers: bool,
     out: Path,
     as_json: bool,
@@ -175,11 +183,11 @@ def synth(
                 raise click.UsageError(f"--answers: {exc}; use --bank train") from None
         else:
             examples = synthesize_bank(
-                bank_items, count, seed, max_offered, siblings, missing, masked, same_tool
+                bank_items, count, seed, max_offered, siblings, missing, masked, same_tool, numbers
             )
     else:
-        if siblings or masked or answers:
-            raise click.UsageError("--siblings, --masked and --answers need --bank")
+        if siblings or masked or numbers or answers:
+            raise click.UsageError("--siblings, --masked, --numbers and --answers need --bank")
         tools = (
             load_tool_list(source) if source and source.endswith(".json") else load_tools(source)
         )

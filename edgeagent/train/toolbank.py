@@ -222,9 +222,11 @@ class BankSynthesizer(Synthesizer):
         missing: float = 0.25,
         masked: float = 0.0,
         same_tool: bool = False,
+        numbers: float = 0.0,
     ) -> None:
         super().__init__([b.tool for b in bank], seed, max_offered, missing, same_tool)
         self.masked = masked
+        self.numbers = numbers
         self.by_name = {b.tool.name: b for b in bank}
         self.domains: dict[str, list[Tool]] = {}
         for item in bank:
@@ -243,6 +245,8 @@ class BankSynthesizer(Synthesizer):
         for _ in range(n):
             if self.siblings and self.rng.random() < self.siblings:
                 example = self.example(self.rng.choice(["domain", "domain", "near_miss"]))
+            elif self.numbers and self.rng.random() < self.numbers:
+                example = self.numbers_example()
             else:
                 example = self.example(self.rng.choice(self.kinds))
             if self.masked and self.rng.random() < self.masked:
@@ -323,6 +327,40 @@ class BankSynthesizer(Synthesizer):
             self.offer([tool]), [Message("user", text), Message("assistant", calls=calls)]
         )
 
+    def numbers_example(self) -> Example:
+        """A request with a large number written as people write it ("$1,200", "45k",
+        "2,450.5"); the call has the number itself. Without these a model copies the digits
+        before the comma: "Move $1,200 to savings" became amount 1."""
+        rng = self.rng
+        slots = [(b.tool, slot, m) for b in self.by_name.values() for slot, kind in b.kinds.items()
+                 if (m := _RANGE.fullmatch(kind)) and float(m[3]) >= 2000
+                 and not slot.endswith(("_id", "year", "season"))]  # fmt: skip
+        if not slots:
+            return self.example("single")
+        tool, slot, m = rng.choice(slots)
+        for _ in range(20):  # a request template that says this argument
+            call = self.call(tool)
+            if slot in call.arguments:
+                break
+        else:
+            return self.example("single")
+        template = self.planned[_key(call)]
+        high = int(float(m[3]))
+        value: int | float = rng.choice(
+            [rng.randint(1, high // 100) * 100, rng.randint(1000, high)]
+        )
+        if m[1] == "num" and rng.random() < 0.3:
+            value = round(value + rng.randint(1, 99) / 100, 2)
+        call = ToolCall(tool.name, {**call.arguments, slot: min(max(value, 1000), high)})
+        tool.validate(call.arguments)
+        self.planned[_key(call)] = template
+        number = call.arguments[slot]
+        text = self.request(tool, call).replace(
+            json.dumps(number), said_number(number, slot, rng), 1
+        )
+        reply = Message("assistant", calls=[call])
+        return Example(self.offer([tool]), [Message("user", text), reply])
+
     def call(self, tool: Tool) -> ToolCall:
         item = self.by_name[tool.name]
         template = self.rng.choice(item.requests)
@@ -396,6 +434,21 @@ def mask_names(example: Example, rng: random.Random) -> Example:
     return Example(tools, messages)
 
 
+MONEY = ("amount", "price", "total", "principal", "budget", "cost")
+
+
+def said_number(value: int | float, name: str = "", rng: random.Random | None = None) -> str:
+    """A number of 1000 or more as people write it: "1,200", "$1,200" for money, "45k"."""
+    rng = rng or random.Random(0)
+    forms = [f"{value:,}"]
+    if value % 100 == 0:
+        forms.append(f"{value / 1000:g}k")
+    text = rng.choice(forms)
+    if name.endswith(MONEY) and rng.random() < 0.5:
+        text = "$" + text
+    return text
+
+
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
@@ -421,8 +474,9 @@ def synthesize_bank(
     missing: float = 0.25,
     masked: float = 0.0,
     same_tool: bool = False,
+    numbers: float = 0.0,
 ) -> list[dict[str, Any]]:
     """n canonical examples over the bank's tools, deterministic for a seed."""
-    synth = BankSynthesizer(bank, seed, max_offered, siblings, missing, masked, same_tool)
+    synth = BankSynthesizer(bank, seed, max_offered, siblings, missing, masked, same_tool, numbers)
     examples = synth.examples(n)
     return [example_to_dict(e) for e in examples]

@@ -78,8 +78,10 @@ def run(adapter: Path | None, items: list[dict]) -> dict:
         for form in scores:
             text, _ = first_reply(backend, tools, item[form])
             calls = parse_reply(text, tools).calls
-            right = len(calls) == 1 and calls[0].name == item["name"] and (
-                calls[0].arguments == item["arguments"]
+            right = (
+                len(calls) == 1
+                and calls[0].name == item["name"]
+                and calls[0].arguments == item["arguments"]
             )
             scores[form].append(right)
             row[form] = [{"name": c.name, "arguments": c.arguments} for c in calls]
@@ -105,8 +107,11 @@ def main() -> None:
     results = [run(a, items) for a in args.adapter or [DEFAULT_ADAPTER]]
     if args.rows_out:
         args.rows_out.write_text(
-            "".join(json.dumps({"adapter": r["adapter"], **row}) + "\n"
-                    for r in results for row in r["rows"])  # fmt: skip
+            "".join(
+                json.dumps({"adapter": r["adapter"], **row}) + "\n"
+                for r in results
+                for row in r["rows"]
+            )  # fmt: skip
         )
     for r in results:
         print(f"{r['adapter']}: {r['right_as_written']} as written, "

@@ -328,38 +328,85 @@ class BankSynthesizer(Synthesizer):
         )
 
     def numbers_example(self) -> Example:
-        """A request with a large number written as people write it ("$1,200", "45k",
-        "2,450.5"); the call has the number itself. Without these a model copies the digits
-        before the comma: "Move $1,200 to savings" became amount 1."""
+        """A request that says a value as people say it, the call the value the schema wants:
+        a large number ("$1,200", "45k", "2,450.5": the call has 1200), a unit in words
+        ("5 miles": the enum's "mi") or a percentage ("18% of 240", copied whole). Without
+        these a model copies what the request shows: "Move $1,200 to savings" became amount
+        1, "5 miles" the unit "m", "18% of 240" the expression "18%"."""
+        kind = self.rng.choice(["large", "large", "large", "unit", "percent"])
+        example = {"unit": self.units_example, "percent": self.percent_example}.get(kind)
+        return (example and example()) or self.large_number_example() or self.example("single")
+
+    def large_number_example(self) -> Example | None:
         rng = self.rng
         slots = [(b.tool, slot, m) for b in self.by_name.values() for slot, kind in b.kinds.items()
                  if (m := _RANGE.fullmatch(kind)) and float(m[3]) >= 2000
                  and not slot.endswith(("_id", "year", "season"))]  # fmt: skip
         if not slots:
-            return self.example("single")
+            return None
         tool, slot, m = rng.choice(slots)
-        for _ in range(20):  # a request template that says this argument
-            call = self.call(tool)
-            if slot in call.arguments:
-                break
-        else:
-            return self.example("single")
-        template = self.planned[_key(call)]
+        call = self._call_saying(tool, slot)
+        if call is None:
+            return None
         high = int(float(m[3]))
         value: int | float = rng.choice(
             [rng.randint(1, high // 100) * 100, rng.randint(1000, high)]
         )
         if m[1] == "num" and rng.random() < 0.3:
             value = round(value + rng.randint(1, 99) / 100, 2)
-        call = ToolCall(tool.name, {**call.arguments, slot: min(max(value, 1000), high)})
-        tool.validate(call.arguments)
-        self.planned[_key(call)] = template
-        number = call.arguments[slot]
-        text = self.request(tool, call).replace(
-            json.dumps(number), said_number(number, slot, rng), 1
+        call = self._with(call, slot, min(max(value, 1000), high))
+        said = said_number(call.arguments[slot], slot, rng)
+        return self._said_example(tool, call, {slot: said})
+
+    def units_example(self) -> Example | None:
+        """A unit enum ("mi", "lb") said in words ("miles", "pounds")."""
+        tools = [b.tool for b in self.by_name.values()
+                 if any(set(UNIT_WORDS) & set(p.get("enum", ()))
+                        for p in b.tool.parameters["properties"].values())]  # fmt: skip
+        if not tools:
+            return None
+        tool = self.rng.choice(tools)
+        call = self.call(tool)
+        said = {k: self.rng.choice(UNIT_WORDS[v]) for k, v in call.arguments.items()
+                if isinstance(v, str) and v in UNIT_WORDS and self.rng.random() < 0.8}  # fmt: skip
+        return self._said_example(tool, call, said) if said else None
+
+    def percent_example(self) -> Example | None:
+        """A percentage of a number for an expression ("What is 18% of 240?"), copied whole."""
+        rng = self.rng
+        slots = [(b.tool, slot) for b in self.by_name.values()
+                 for slot, kind in b.kinds.items() if kind == "expression"]  # fmt: skip
+        if not slots:
+            return None
+        tool, slot = rng.choice(slots)
+        call = self._call_saying(tool, slot)
+        if call is None:
+            return None
+        share = rng.choice([rng.randint(1, 20) * 5, rng.randint(1, 99)])
+        whole = rng.choice(
+            [rng.randint(2, 50) * 10, rng.randint(10, 999), rng.randint(1, 99) * 100]
         )
+        return self._said_example(tool, self._with(call, slot, f"{share}% of {whole}"), {})
+
+    def _call_saying(self, tool: Tool, slot: str) -> ToolCall | None:
+        """A call of `tool` from one of its request templates that says `slot`."""
+        for _ in range(20):
+            call = self.call(tool)
+            if slot in call.arguments:
+                return call
+        return None
+
+    def _with(self, call: ToolCall, slot: str, value: Any) -> ToolCall:
+        """The call with another value of `slot`, asked for by the same request template."""
+        template = self.planned[_key(call)]
+        call = ToolCall(call.name, {**call.arguments, slot: value})
+        self.by_name[call.name].tool.validate(call.arguments)
+        self.planned[_key(call)] = template
+        return call
+
+    def _said_example(self, tool: Tool, call: ToolCall, said: dict[str, str]) -> Example:
         reply = Message("assistant", calls=[call])
-        return Example(self.offer([tool]), [Message("user", text), reply])
+        return Example(self.offer([tool]), [Message("user", self.request(tool, call, said)), reply])
 
     def call(self, tool: Tool) -> ToolCall:
         item = self.by_name[tool.name]
@@ -371,12 +418,15 @@ class BankSynthesizer(Synthesizer):
         self.planned[_key(call)] = template
         return call
 
-    def request(self, tool: Tool, call: ToolCall) -> str:
+    def request(self, tool: Tool, call: ToolCall, said: dict[str, str] | None = None) -> str:
+        """The call asked for in words; `said`: how some arguments are said, if not as they
+        are passed."""
         template = self.planned.get(_key(call))
         if template is None:
             return super().request(tool, call)
-        text = _SLOT.sub(lambda m: _say(call.arguments[m[1]]), template)
-        verbatim = text.startswith(tuple(_say(v) for v in call.arguments.values()))
+        words = {k: _say(v) for k, v in call.arguments.items()} | (said or {})
+        text = _SLOT.sub(lambda m: words[m[1]], template)
+        verbatim = text.startswith(tuple(words.values()))
         if self.rng.random() < 0.15:  # a little context before the ask, as people do
             text = self.rng.choice(LEADS) + " " + (text if verbatim else _lower_first(text))
         elif not verbatim:
@@ -433,6 +483,15 @@ def mask_names(example: Example, rng: random.Random) -> Example:
     ]
     return Example(tools, messages)
 
+
+#: Units as people say them, for enums that hold their abbreviations.
+UNIT_WORDS = {
+    "mm": ["millimeters"], "cm": ["centimeters"], "m": ["meters", "metres"],
+    "km": ["kilometers", "kilometres"], "in": ["inches"], "ft": ["feet"], "yd": ["yards"],
+    "mi": ["miles"], "g": ["grams"], "kg": ["kilograms", "kilos"], "oz": ["ounces"],
+    "lb": ["pounds", "lbs"], "ml": ["milliliters", "millilitres"], "l": ["liters", "litres"],
+    "cup": ["cups"], "tbsp": ["tablespoons"], "tsp": ["teaspoons"], "gal": ["gallons"],
+}  # fmt: skip
 
 MONEY = ("amount", "price", "total", "principal", "budget", "cost")
 

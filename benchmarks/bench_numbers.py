@@ -1,4 +1,4 @@
-"""Large numbers as people write them ("$1,200", "45k", "3,600 seconds"), on tools never trained on.
+"""Large numbers as people write them ("$1,200", "$45k", "3,600 seconds"), on unseen tools.
 
 Requests over the tool bank's held-out tools (`edgeagent data synth --bank held-out --numbers
 1`: each one names a number of 1000 or more the way people write it), each asked twice: as
@@ -31,7 +31,7 @@ from edgeagent.tools import Tool  # noqa: E402
 from edgeagent.train.toolbank import bank_tools, synthesize_bank  # noqa: E402
 from edgeagent.wireformat import parse_reply  # noqa: E402
 
-# a number as people write it: "1,200", "2,450.5", "45k", "$3.2k"
+# a number as people write it: "1,200", "2,450.5", "$3.2k" (and "45k", which older data wrote)
 SAID = re.compile(r"\$?\d{1,3}(?:,\d{3})+(?:\.\d+)?|\$?\d+(?:\.\d+)?k\b|\$\d+(?:\.\d+)?")
 
 

@@ -132,8 +132,8 @@ def _print_report(report: Any, max_problems: int, as_json: bool) -> None:
     "--numbers",
     type=click.FloatRange(0, 1),
     default=0.0,
-    help='With --bank: this share of examples says a value as people do: a large number '
-    '("$1,200", "45k"), a unit in words ("5 miles" for "mi"), a percentage ("18% of 240"), '
+    help="With --bank: this share of examples says a value as people do: a large number "
+    '("$1,200", "$45k"), a unit in words ("5 miles" for "mi"), a percentage ("18% of 240"), '
     'the call the value the schema wants (without them "$1,200" becomes 1).',
 )
 @click.option(

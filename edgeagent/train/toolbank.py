@@ -329,7 +329,7 @@ class BankSynthesizer(Synthesizer):
 
     def numbers_example(self) -> Example:
         """A request that says a value as people say it, the call the value the schema wants:
-        a large number ("$1,200", "45k", "2,450.5": the call has 1200), a unit in words
+        a large number ("$1,200", "$45k", "2,450.5": the call has 1200), a unit in words
         ("5 miles": the enum's "mi") or a percentage ("18% of 240", copied whole). Without
         these a model copies what the request shows: "Move $1,200 to savings" became amount
         1, "5 miles" the unit "m", "18% of 240" the expression "18%"."""
@@ -497,14 +497,13 @@ MONEY = ("amount", "price", "total", "principal", "budget", "cost")
 
 
 def said_number(value: int | float, name: str = "", rng: random.Random | None = None) -> str:
-    """A number of 1000 or more as people write it: "1,200", "$1,200" for money, "45k"."""
+    """A number of 1000 or more as people write it: "1,200"; money also "$1,200" and "$45k".
+    Only money gets the "k": a trial adapter that saw "45k" for any number read "a 1kg ice
+    block" as a mass of 100 (docs/benchmarks.md, trial 2026-12-01 (4))."""
     rng = rng or random.Random(0)
-    forms = [f"{value:,}"]
-    if value % 100 == 0:
-        forms.append(f"{value / 1000:g}k")
-    text = rng.choice(forms)
+    text = f"{value:,}"
     if name.endswith(MONEY) and rng.random() < 0.5:
-        text = "$" + text
+        text = "$" + (f"{value / 1000:g}k" if value % 100 == 0 and rng.random() < 0.5 else text)
     return text
 
 

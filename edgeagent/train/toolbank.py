@@ -498,7 +498,7 @@ MONEY = ("amount", "price", "total", "principal", "budget", "cost")
 
 def said_number(value: int | float, name: str = "", rng: random.Random | None = None) -> str:
     """A number of 1000 or more as people write it: "1,200"; money also "$1,200" and "$45k".
-    Only money gets the "k": a trial adapter that saw "45k" for any number read "a 1kg ice
+    Only money gets the "k": after data with "45k" for any number, a trial adapter read "a 1kg ice
     block" as a mass of 100 (docs/benchmarks.md, trial 2026-12-01 (4))."""
     rng = rng or random.Random(0)
     text = f"{value:,}"

@@ -131,7 +131,7 @@ def test_said_numbers_are_written_as_people_write_them():
 
 
 def test_numbers_examples_say_units_in_words_and_percentages_whole():
-    from edgeagent.train.toolbank import UNIT_WORDS
+    from edgeagent.train.toolbank import UNIT_DIMENSION, UNIT_WORDS
 
     tools = {b.tool.name: b.tool for b in bank_tools("train")}
     words = {w: unit for unit, said in UNIT_WORDS.items() for w in said}
@@ -146,6 +146,8 @@ def test_numbers_examples_say_units_in_words_and_percentages_whole():
             units += 1
             for word in spoken:  # "5 miles": the call has the enum's "mi"
                 assert words[word] in call.arguments.values(), (request, call)
+            pair = {call.arguments["from_unit"], call.arguments["to_unit"]}
+            assert len({UNIT_DIMENSION[u] for u in pair}) == 1, call  # not "miles to cups"
         if m := re.search(r"\d+% of \d+", request):
             percents += 1
             assert call.arguments["expression"] == m[0], (request, call)  # copied whole

@@ -366,10 +366,22 @@ class BankSynthesizer(Synthesizer):
         if not tools:
             return None
         tool = self.rng.choice(tools)
-        call = self.call(tool)
+        call = self._one_dimension(tool, self.call(tool))
         said = {k: self.rng.choice(UNIT_WORDS[v]) for k, v in call.arguments.items()
                 if isinstance(v, str) and v in UNIT_WORDS and self.rng.random() < 0.8}  # fmt: skip
         return self._said_example(tool, call, said) if said else None
+
+    def _one_dimension(self, tool: Tool, call: ToolCall) -> ToolCall:
+        """The call with its units of one dimension: "5 miles to km", not "5 miles to cups"."""
+        units = [k for k, v in call.arguments.items() if isinstance(v, str) and v in UNIT_DIMENSION]
+        for slot in units[1:]:
+            dimension = UNIT_DIMENSION[call.arguments[units[0]]]
+            enum = tool.parameters["properties"][slot].get("enum", ())
+            alike = [u for u in enum if UNIT_DIMENSION.get(u) == dimension]
+            alike = [u for u in alike if u != call.arguments[units[0]]] or alike
+            if alike:
+                call = self._with(call, slot, self.rng.choice(alike))
+        return call
 
     def percent_example(self) -> Example | None:
         """A percentage of a number for an expression ("What is 18% of 240?"), copied whole."""
@@ -492,6 +504,18 @@ UNIT_WORDS = {
     "lb": ["pounds", "lbs"], "ml": ["milliliters", "millilitres"], "l": ["liters", "litres"],
     "cup": ["cups"], "tbsp": ["tablespoons"], "tsp": ["teaspoons"], "gal": ["gallons"],
 }  # fmt: skip
+
+#: The dimension of each unit the bank's conversion tools take.
+UNIT_DIMENSION = {
+    unit: dimension
+    for dimension, units in {
+        "length": ("mm", "cm", "m", "km", "in", "ft", "yd", "mi", "miles"),
+        "mass": ("g", "kg", "oz", "lb", "pounds"),
+        "volume": ("ml", "l", "cup", "tbsp", "tsp", "gal", "liters", "gallons"),
+        "temperature": ("celsius", "fahrenheit", "kelvin"),
+    }.items()
+    for unit in units
+}
 
 MONEY = ("amount", "price", "total", "principal", "budget", "cost")
 

@@ -24,7 +24,7 @@ from edgeagent.backends import AdapterSwitching, GenerationStats, PromptCaching
 from edgeagent.decoupled import two_phase
 from edgeagent.errors import Interrupted
 from edgeagent.tools import Tool
-from edgeagent.wireformat import answer_view, reply_kind
+from edgeagent.wireformat import Message, answer_view, reply_kind
 
 if TYPE_CHECKING:
     from edgeagent.agent import Session
@@ -93,11 +93,11 @@ class AdapterCalls(OneModel):
                 if kind == "answer":
                     break  # the base model writes it
             pieces.close()
-        answer = base_answer(session, r)
-        after_results = answer.prompt is not r.prompt and session.messages[-1].role == "tool"
         # the answer adapter states results; the base model answers everything else (its data
         # never saw a request without results)
-        use = session.agent.answer_adapter is not None and after_results
+        use = session.agent.answer_adapter is not None and session.messages[-1].role == "tool"
+        answer = base_answer(session, r, this_turn=use)
+        use = use and answer.prompt is not r.prompt
         backend.set_adapters({ANSWERS: 1.0} if use else {})
         r.stats.probe_tokens = 0  # the decision was the adapter's, probed above
         yield from super().generate(session, answer)
@@ -144,16 +144,27 @@ class Decoupled(OneModel):
         )
 
 
-def base_answer(session: Session, r: Request) -> Request:
+def base_answer(session: Session, r: Request, this_turn: bool = False) -> Request:
     """The answer request for the base model (one never trained on our wire format): no tool
     schemas or call instructions in its prompt (with them it wrote code and JSON "calls"), and
-    each turn's tool results shown by `answer_view`, where that fits the context."""
+    each turn's tool results shown by `answer_view`, where that fits the context.
+
+    `this_turn`: only the turn being answered, for the answer adapter. It was trained on one-turn
+    conversations; shown the earlier turns too, it repeated the first turn's answer at every
+    later turn."""
     agent = session.agent
-    view = answer_view(session.window.visible(session.messages))
+    visible = session.window.visible(session.messages)
+    if this_turn:
+        visible = visible[_last_user(visible) :]
+    view = answer_view(visible)
     prompt = agent.backend.tokenize(agent.render(view, []))
     if len(prompt) + r.max_tokens > agent.backend.n_ctx:
         return r.only_answer()
     return replace(r.only_answer(), prompt=prompt, tools=[])
+
+
+def _last_user(messages: list[Message]) -> int:
+    return max((i for i, m in enumerate(messages) if m.role == "user"), default=0)
 
 
 def switching(session: Session) -> AdapterSwitching:

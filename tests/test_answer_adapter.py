@@ -114,17 +114,15 @@ def test_the_answer_adapter_writes_answers_after_results_and_only_then():
 
 
 @pytest.mark.model
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (2026-12-01): in a conversation the answer adapter repeats the first "
-    "turn's answer; it was trained on one-turn data and sees every turn folded",
-)
 def test_a_later_turn_is_answered_with_its_own_result():
     session = Agent(DEMO_TOOLS, allow="all").session()
     session.send("Start a 12 minute timer for the pasta")
     later = session.send("What is 17 * 23?")
     assert [c.name for c in later.tool_calls] == ["calculate"]  # the call is right
-    assert "391" in later.answer, later.answer  # the answer is the timer's sentence again
+    assert "391" in later.answer, later.answer  # not the timer's sentence again (it was)
+    third = session.send("What time is it?")
+    assert [c.name for c in third.tool_calls] == ["current_time"]
+    assert "timer" not in third.answer.lower(), third.answer
 
 
 def test_data_synth_writes_answer_examples_that_validate(tmp_path):

@@ -23,7 +23,7 @@ CASES = shipped("answers.jsonl")
 def test_the_shipped_cases_cover_every_kind_of_result():
     assert len(CASES) >= 40 and len({c["id"] for c in CASES}) == len(CASES)
     kinds = {c["kind"] for c in CASES}
-    assert kinds == {"value", "empty", "error", "declined", "several"}
+    assert kinds == {"value", "empty", "error", "declined", "several", "later"}
     for case in CASES:  # every case builds its tools, and every expectation is a list of lists
         assert case_tools(case) and all(isinstance(g, list) and g for g in case["expect"])
 

@@ -4,7 +4,8 @@ Each case (edgeagent/data/eval/answers.jsonl) is one request and its tools, run 
 whole agent loop as a user would meet it: the demo tools with their real result shapes (or
 their real functions: `calculate` and `convert_units` are deterministic, and their errors are
 the real ones), other tools with scripted results, empty results, errors and calls the user
-declines. A case passes when
+declines, and later turns of a conversation (`before`: the requests sent first, whose answers
+must not stand in for this one's). A case passes when
 
 - the agent called a tool (an answer without a call has no result to state),
 - the answer states every expected value (each group: any of its spellings),
@@ -37,7 +38,7 @@ _CALL_SYNTAX = re.compile(r"\b[a-z_][a-z0-9_]*\(\s*([a-z_]+\s*=|\"|'|\))")
 @dataclass
 class AnswerResult:
     id: str
-    kind: str  # value, empty, error, declined, several
+    kind: str  # value, empty, error, declined, several, later
     called: bool
     retried: bool  # after an error, another call with other arguments
     answer: str
@@ -84,8 +85,8 @@ def answer_problems(answer: str, expect: list[list[str]], tokens: int) -> list[s
 
 
 def case_tools(case: dict[str, Any]) -> list[Tool]:
-    """The case's tools: a demo tool by name (its real function when the case says `real`),
-    or a schema; each answers with the case's scripted result or error."""
+    """The case's tools: a demo tool by name (its real function where the case's `real` is true
+    or lists the name), or a schema; each answers with the case's scripted result or error."""
     from edgeagent.demo_tools import DEMO_TOOLS
 
     demo = {t.name: t for t in DEMO_TOOLS}
@@ -107,7 +108,7 @@ def case_tools(case: dict[str, Any]) -> list[Tool]:
     for spec in case["tools"]:
         if isinstance(spec, str):
             real = demo[spec]
-            if case.get("real"):
+            if case.get("real") is True or spec in case.get("real", ()):
                 tools.append(real)
                 continue
             spec = {**real.spec(), "effects": real.effects}
@@ -118,7 +119,12 @@ def case_tools(case: dict[str, Any]) -> list[Tool]:
 
 
 def run_case(agent: Any, case: dict[str, Any]) -> AnswerResult:
-    run = agent.run(case["question"])
+    """The case's earlier turns (`before`) and then its question, in one conversation; the
+    question's answer is the one checked."""
+    session = agent.session()
+    for earlier in case.get("before", []):
+        session.send(earlier)
+    run = session.send(case["question"])
     calls = run.tool_calls
     failed_then_other = any(
         not a.ok and any(b.arguments != a.arguments for b in calls[i + 1 :])

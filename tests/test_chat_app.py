@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -336,3 +338,50 @@ def test_snapshot_error_screen(snap_compare):
         await until(pilot, lambda: isinstance(pilot.app.screen, ErrorScreen))
 
     assert snap_compare(ChatApp(fail), run_before=failed)
+
+
+# ---------------------------------------------------------------------------- a real terminal
+
+KEEPS_THE_HANGUP = """
+import signal, subprocess, sys
+signal.signal(signal.SIGHUP, lambda *_: None)  # as make does: the child never gets SIGHUP
+child = subprocess.Popen(sys.argv[1:])
+print("CHILD", child.pid, flush=True)
+sys.exit(child.wait())
+"""
+
+
+@pytest.mark.model
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_closing_the_terminal_quits_the_chat_even_without_a_hangup_signal(tmp_path):
+    """`make run` in a terminal window that is closed: make keeps the SIGHUP, and the chat
+    (Textual's input thread spinning on the dead terminal) ran on at full CPU."""
+    import pty
+    import re
+    import select
+
+    command = [sys.executable, "-c", KEEPS_THE_HANGUP, sys.executable, "-m", "edgeagent", "chat"]
+    leader, fd = pty.fork()
+    if leader == 0:  # the child: a new session, the pty its controlling terminal
+        os.environ["EDGEAGENT_HOME"] = str(tmp_path)
+        os.execv(sys.executable, command)
+    seen = b""
+    deadline = time.monotonic() + 120  # a hang guard; the screen is up in seconds
+    while b"Tools:" not in seen and time.monotonic() < deadline:  # the model is loaded
+        if select.select([fd], [], [], 1.0)[0]:
+            seen += os.read(fd, 65536)
+    found = re.search(rb"CHILD (\d+)", seen)
+    assert found and b"Tools:" in seen, seen[-2000:]
+    chat = int(found.group(1))
+    os.close(fd)  # the window closes
+    while time.monotonic() < deadline:
+        pid, status = os.waitpid(leader, os.WNOHANG)
+        if pid:  # the leader exits once the chat has
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(chat, 9)
+        os.kill(leader, 9)
+        pytest.fail("the chat ran on after its terminal closed")
+    with pytest.raises(ProcessLookupError):
+        os.kill(chat, 0)

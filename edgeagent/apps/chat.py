@@ -8,6 +8,8 @@ Conversations are saved in the agent's memory file after every turn.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -84,7 +86,16 @@ class ChatApp(App[None]):
         self.query_one("#conversations").border_title = "conversations"
         self.query_one("#memories").border_title = "memories"
         self.query_one(StatusLine).show_state("loading the model…")
+        if not self.is_headless and terminal_attached():
+            self.set_interval(1.0, self._quit_if_terminal_gone)
         self._load()
+
+    async def _quit_if_terminal_gone(self) -> None:
+        """Closing the window is quitting. The hang-up signal does not always come (`make run`:
+        make keeps it), and Textual's input thread then spins on the dead terminal at full CPU
+        while a turn may still be generating."""
+        if not terminal_attached():
+            await self.action_quit()
 
     @work(thread=True, exclusive=True, group="load")
     def _load(self) -> None:
@@ -374,3 +385,9 @@ def describe(agent: Agent) -> str:
     else:
         adapter = f"{agent.adapter.stem} LoRA"
     return f"{Path(backend.model_path).stem} · {adapter} · {backend.name}"
+
+
+def terminal_attached() -> bool:
+    """Whether stdin is still a live terminal: after a hang-up its file stays open but is no
+    longer a terminal (tcgetattr fails with EIO)."""
+    return sys.__stdin__ is not None and os.isatty(sys.__stdin__.fileno())

@@ -21,10 +21,11 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from edgeagent.backends import AdapterSwitching, GenerationStats, PromptCaching
+from edgeagent.context import split_turns
 from edgeagent.decoupled import two_phase
 from edgeagent.errors import Interrupted
 from edgeagent.tools import Tool
-from edgeagent.wireformat import Message, answer_view, reply_kind
+from edgeagent.wireformat import answer_view, reply_kind
 
 if TYPE_CHECKING:
     from edgeagent.agent import Session
@@ -155,16 +156,12 @@ def base_answer(session: Session, r: Request, this_turn: bool = False) -> Reques
     agent = session.agent
     visible = session.window.visible(session.messages)
     if this_turn:
-        visible = visible[_last_user(visible) :]
+        visible = split_turns(visible)[-1]
     view = answer_view(visible)
     prompt = agent.backend.tokenize(agent.render(view, []))
     if len(prompt) + r.max_tokens > agent.backend.n_ctx:
         return r.only_answer()
     return replace(r.only_answer(), prompt=prompt, tools=[])
-
-
-def _last_user(messages: list[Message]) -> int:
-    return max((i for i, m in enumerate(messages) if m.role == "user"), default=0)
 
 
 def switching(session: Session) -> AdapterSwitching:

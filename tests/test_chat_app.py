@@ -5,6 +5,7 @@ screens at 80x24 (pytest-textual-snapshot; `pytest --snapshot-update` after a de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import sys
@@ -367,21 +368,24 @@ def test_closing_the_terminal_quits_the_chat_even_without_a_hangup_signal(tmp_pa
         os.execv(sys.executable, command)
     seen = b""
     deadline = time.monotonic() + 120  # a hang guard; the screen is up in seconds
-    while b"Tools:" not in seen and time.monotonic() < deadline:  # the model is loaded
-        if select.select([fd], [], [], 1.0)[0]:
-            seen += os.read(fd, 65536)
-    found = re.search(rb"CHILD (\d+)", seen)
-    assert found and b"Tools:" in seen, seen[-2000:]
-    chat = int(found.group(1))
-    os.close(fd)  # the window closes
-    while time.monotonic() < deadline:
-        pid, status = os.waitpid(leader, os.WNOHANG)
-        if pid:  # the leader exits once the chat has
-            break
-        time.sleep(0.2)
-    else:
-        os.kill(chat, 9)
-        os.kill(leader, 9)
-        pytest.fail("the chat ran on after its terminal closed")
-    with pytest.raises(ProcessLookupError):
-        os.kill(chat, 0)
+    try:
+        while b"Tools:" not in seen and time.monotonic() < deadline:  # the model is loaded
+            if select.select([fd], [], [], 1.0)[0]:
+                seen += os.read(fd, 65536)
+        found = re.search(rb"CHILD (\d+)", seen)
+        assert found and b"Tools:" in seen, seen[-2000:]
+        chat = int(found.group(1))
+        os.close(fd)  # the window closes
+        while time.monotonic() < deadline:
+            if os.waitpid(leader, os.WNOHANG)[0]:  # the leader exits once the chat has
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(chat, 9)
+            pytest.fail("the chat ran on after its terminal closed")
+        with pytest.raises(ProcessLookupError):
+            os.kill(chat, 0)
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(leader, 9)  # whatever failed above, nothing is left running
+            os.waitpid(leader, 0)

@@ -4,9 +4,12 @@ one run. Prints JSON.
 Configurations: the default (the shipped adapter decides and calls; after tool results the
 answer adapter writes the answer from `answer_view`'s prompt), the same with the base model
 answering instead (the configuration before the answer adapter), and the bare model (no
-adapter, grammar on).
+adapter, grammar on). With `--adapter FILE`, a candidate call adapter too, used as the shipped
+one is (the shipped answer adapter after results, the base model's other answers, the shipped
+call threshold), so that a trial is checked beside the shipped adapter in the same run.
 
-    python benchmarks/bench_answers.py [--answer-adapter FILE] [--rows OUT.jsonl] [--no-bare]
+    python benchmarks/bench_answers.py [--adapter FILE] [--answer-adapter FILE] [--rows OUT.jsonl]
+        [--no-bare]
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from pathlib import Path
 
 os.environ.setdefault("EDGEAGENT_HOME", tempfile.mkdtemp(prefix="edgeagent-bench-"))
 
+from edgeagent.confidence import SHIPPED_CALL_THRESHOLD  # noqa: E402
 from edgeagent.evaluation.answers import check_answers  # noqa: E402
 from edgeagent.evaluation.runner import Evaluator  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--adapter", type=Path, help="a candidate call adapter, beside the shipped")
     parser.add_argument("--answer-adapter", type=Path, help="default: the shipped answer adapter")
     parser.add_argument("--rows", type=Path, help="every answer of every configuration (JSONL)")
     parser.add_argument("--no-bare", action="store_true", help="leave out the bare model (slow)")
@@ -34,6 +39,12 @@ def main() -> None:
     answers = evaluator.answer_adapter
     runs = {}
     runs["default"] = check_answers(evaluator, adapter=True, grammar=True)
+    if args.adapter:
+        candidate = Evaluator(adapter=args.adapter, answer_adapter=None)
+        candidate.shipped_adapter, candidate.answer_adapter = True, answers
+        runs["candidate"] = check_answers(
+            candidate, adapter=True, grammar=True, call_threshold=SHIPPED_CALL_THRESHOLD
+        )
     evaluator.answer_adapter = None  # the base model answers after results, as before
     runs["base_model_answers"] = check_answers(evaluator, adapter=True, grammar=True)
     if not args.no_bare:
@@ -46,6 +57,7 @@ def main() -> None:
     print(json.dumps({
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "adapter": str(evaluator.adapter),
+        "candidate_adapter": str(args.adapter) if args.adapter else None,
         "answer_adapter": str(answers),
         **{name: {k: v for k, v in run.items() if k != "results"} for name, run in runs.items()},
     }, indent=2))  # fmt: skip

@@ -139,7 +139,7 @@ class Tool:
             error = f"{self.name} timed out after {self.timeout_s:g} s"
             return ToolOutcome(False, error, error=error, duration_s=time.perf_counter() - start)
         except Exception as exc:  # a tool's failure is a result for the model, not a crash
-            error = f"{self.name} failed: {type(exc).__name__}: {exc}"
+            error = failure(self.name, exc)
             return ToolOutcome(False, error, error=error, duration_s=time.perf_counter() - start)
         content = _cap(format_result(value), max_chars)
         return ToolOutcome(True, content, value=value, duration_s=time.perf_counter() - start)
@@ -302,6 +302,11 @@ def clean_schema(schema: dict[str, Any], tool_name: str = "tool") -> dict[str, A
     cleaned.setdefault("type", "object")
     cleaned.setdefault("properties", {})
     return dict(cleaned)
+
+
+def failure(tool_name: str, exc: BaseException) -> str:
+    """What the model reads when a tool raises (training data writes its errors the same way)."""
+    return f"{tool_name} failed: {type(exc).__name__}: {exc}"
 
 
 def format_result(value: Any) -> str:

@@ -3,6 +3,8 @@ real default model."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,7 +25,7 @@ CASES = shipped("answers.jsonl")
 def test_the_shipped_cases_cover_every_kind_of_result():
     assert len(CASES) >= 40 and len({c["id"] for c in CASES}) == len(CASES)
     kinds = {c["kind"] for c in CASES}
-    assert kinds == {"value", "empty", "error", "declined", "several", "later"}
+    assert kinds == {"value", "empty", "error", "declined", "several", "later", "retry"}
     for case in CASES:  # every case builds its tools, and every expectation is a list of lists
         assert case_tools(case) and all(isinstance(g, list) and g for g in case["expect"])
 
@@ -91,6 +93,17 @@ def test_scripted_tools_answer_with_results_errors_and_templates():
     (real,) = case_tools(by_id["demo_percent"])  # the demo tool itself, with its real errors
     assert real.invoke({"expression": "240*0.18"}).content.endswith("43.2")
     assert not real.invoke({"expression": "18 +"}).ok
+
+
+def test_a_retry_case_answers_only_the_value_its_error_suggests():
+    case = next(c for c in CASES if c["id"] == "retry_city")
+    (weather,) = case_tools(case)
+    refused = weather.invoke({"city": "Pariss"})
+    assert not refused.ok and "did you mean 'Paris'" in refused.error
+    assert '"temp_c": 14' in weather.invoke({"city": "paris"}).content
+    for case in (c for c in CASES if c["kind"] == "retry"):  # each names the value it wants
+        assert f"'{case['fix']}'" in case["error"]
+        assert not re.search(rf"\b{re.escape(case['fix'])}\b", case["question"])
 
 
 def test_the_summary_counts_passes_per_kind_and_recoveries():

@@ -178,3 +178,40 @@ def test_numbers_examples_say_a_large_number_and_call_with_the_number_itself():
     assert synthesize_bank(bank_tools("train"), 50, seed=5) != synthesize_bank(
         bank_tools("train"), 50, seed=5, numbers=0.5
     )
+
+
+def test_retry_examples_call_again_with_the_value_the_error_suggests():
+    from edgeagent.train.toolbank import misspelled
+
+    tools = {b.tool.name: b.tool for b in bank_tools("train")}
+    retried = gave_up = 0
+    for row in synthesize_bank(bank_tools("train"), 200, seed=9, retries=1.0, masked=0.3):
+        example = parse_example(row)
+        roles = [m.role for m in example.messages]
+        if roles[:3] != ["user", "assistant", "tool"] or "failed: ValueError" not in (
+            error := example.messages[2].content
+        ):
+            continue
+        (first,) = example.messages[1].calls
+        assert error.startswith(f"{first.name} failed: ")  # the tool's name, masked or not
+        if roles == ["user", "assistant", "tool"] + ["assistant", "tool", "assistant"]:
+            retried += 1
+            (fixed,) = example.messages[3].calls
+            changed = {k: v for k, v in fixed.arguments.items() if first.arguments[k] != v}
+            ((slot, good),) = changed.items()
+            assert f"'{first.arguments[slot]}'" in error and f"'{good}'" in error
+            assert first.arguments[slot] in example.messages[0].content  # what the user typed
+            assert good not in example.messages[0].content
+            if fixed.name in tools:
+                tools[fixed.name].validate(fixed.arguments)
+        else:  # nothing to try: the model answers with the error
+            assert roles == ["user", "assistant", "tool", "assistant"]
+            assert error.split("ValueError: ", 1)[1] in example.messages[3].content
+            gave_up += 1
+    assert retried >= 80 and gave_up >= 30, (retried, gave_up)
+    import random
+
+    rng = random.Random(0)
+    for word in ["Paris", "Union Square", "Dr. Okafor"]:
+        typed = [misspelled(word, rng) for _ in range(20)]
+        assert all(t != word and abs(len(t) - len(word)) <= 1 for t in typed), typed

@@ -137,6 +137,14 @@ def _print_report(report: Any, max_problems: int, as_json: bool) -> None:
     'the call the value the schema wants (without them "$1,200" becomes 1).',
 )
 @click.option(
+    "--retries",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="With --bank: this share of examples has a misspelled value the tool refuses; when "
+    "its error suggests the value it knows (\"did you mean 'Paris'?\") the model calls again "
+    "with it, otherwise it answers with the error.",
+)
+@click.option(
     "--answers",
     is_flag=True,
     help="With --bank: examples of answers after tool results (a call, its made-up result, an "
@@ -155,6 +163,7 @@ def synth(
     masked: float,
     same_tool: bool,
     numbers: float,
+    retries: float,
     answers: bool,
     out: Path,
     as_json: bool,
@@ -184,11 +193,14 @@ def synth(
                 raise click.UsageError(f"--answers: {exc}; use --bank train") from None
         else:
             examples = synthesize_bank(
-                bank_items, count, seed, max_offered, siblings, missing, masked, same_tool, numbers
-            )
+                bank_items, count, seed, max_offered, siblings, missing, masked, same_tool,
+                numbers, retries,
+            )  # fmt: skip
     else:
-        if siblings or masked or numbers or answers:
-            raise click.UsageError("--siblings, --masked, --numbers and --answers need --bank")
+        if siblings or masked or numbers or retries or answers:
+            raise click.UsageError(
+                "--siblings, --masked, --numbers, --retries and --answers need --bank"
+            )
         tools = (
             load_tool_list(source) if source and source.endswith(".json") else load_tools(source)
         )

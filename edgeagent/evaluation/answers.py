@@ -4,8 +4,9 @@ Each case (edgeagent/data/eval/answers.jsonl) is one request and its tools, run 
 whole agent loop as a user would meet it: the demo tools with their real result shapes (or
 their real functions: `calculate` and `convert_units` are deterministic, and their errors are
 the real ones), other tools with scripted results, empty results, errors and calls the user
-declines, and later turns of a conversation (`before`: the requests sent first, whose answers
-must not stand in for this one's). A case passes when
+declines, later turns of a conversation (`before`: the requests sent first, whose answers
+must not stand in for this one's) and errors that suggest a value to try instead (`retry`: the
+result comes only to a call with that value). A case passes when
 
 - the agent called a tool (an answer without a call has no result to state),
 - the answer states every expected value (each group: any of its spellings),
@@ -38,7 +39,7 @@ _CALL_SYNTAX = re.compile(r"\b[a-z_][a-z0-9_]*\(\s*([a-z_]+\s*=|\"|'|\))")
 @dataclass
 class AnswerResult:
     id: str
-    kind: str  # value, empty, error, declined, several, later
+    kind: str  # value, empty, error, declined, several, later, retry
     called: bool
     retried: bool  # after an error, another call with other arguments
     answer: str
@@ -86,14 +87,18 @@ def answer_problems(answer: str, expect: list[list[str]], tokens: int) -> list[s
 
 def case_tools(case: dict[str, Any]) -> list[Tool]:
     """The case's tools: a demo tool by name (its real function where the case's `real` is true
-    or lists the name), or a schema; each answers with the case's scripted result or error."""
+    or lists the name), or a schema; each answers with the case's scripted result or error
+    (`retry` cases: the error, unless an argument is the case's `fix`, the value the error
+    suggests)."""
     from edgeagent.demo_tools import DEMO_TOOLS
 
     demo = {t.name: t for t in DEMO_TOOLS}
     side_effects = case.get("allow") or case.get("declined")
 
     def scripted(**arguments: Any) -> Any:
-        if "error" in case:
+        fix = str(case.get("fix", "")).lower()
+        fixed = bool(fix) and any(str(v).lower() == fix for v in arguments.values())
+        if "error" in case and not fixed:
             raise ValueError(case["error"])
         by_value = {k.lower(): v for k, v in case.get("results", {}).items()}
         for value in arguments.values():
@@ -139,10 +144,15 @@ def run_case(agent: Any, case: dict[str, Any]) -> AnswerResult:
 
 
 def check_answers(
-    evaluator: Any, adapter: bool, grammar: bool, cases: list[dict[str, Any]] | None = None
+    evaluator: Any,
+    adapter: bool,
+    grammar: bool,
+    cases: list[dict[str, Any]] | None = None,
+    call_threshold: float | None = None,
 ) -> dict[str, Any]:
     """Every case through the agent as `edgeagent run` builds it: the share that passes, per
-    kind, the problems, and the recoveries after errors."""
+    kind, the problems, and the recoveries after errors. `call_threshold` None: the agent's own
+    (the shipped adapter's calibrated one with it)."""
     from edgeagent.agent import Agent
 
     backend = evaluator.backend
@@ -161,6 +171,7 @@ def check_answers(
             base_answers=evaluator.shipped_adapter,
             allow="all" if case.get("allow") else (),
             confirm=(lambda call, tool: False) if case.get("declined") else None,
+            call_threshold=call_threshold,
         )
         if evaluator.adapter is not None:
             backend.set_adapters({ADAPTER: 1.0} if use_adapter else {})

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from edgeagent.tools import Tool
+from edgeagent.tools import Tool, failure
 from edgeagent.train.data import Example, example_to_dict
 from edgeagent.train.synth import NO_TOOL_ANSWER, Synthesizer
 from edgeagent.wireformat import Message, ToolCall
@@ -223,10 +223,12 @@ class BankSynthesizer(Synthesizer):
         masked: float = 0.0,
         same_tool: bool = False,
         numbers: float = 0.0,
+        retries: float = 0.0,
     ) -> None:
         super().__init__([b.tool for b in bank], seed, max_offered, missing, same_tool)
         self.masked = masked
         self.numbers = numbers
+        self.retries = retries
         self.by_name = {b.tool.name: b for b in bank}
         self.domains: dict[str, list[Tool]] = {}
         for item in bank:
@@ -247,6 +249,8 @@ class BankSynthesizer(Synthesizer):
                 example = self.example(self.rng.choice(["domain", "domain", "near_miss"]))
             elif self.numbers and self.rng.random() < self.numbers:
                 example = self.numbers_example()
+            elif self.retries and self.rng.random() < self.retries:
+                example = self.retry_example() or self.example("single")
             else:
                 example = self.example(self.rng.choice(self.kinds))
             if self.masked and self.rng.random() < self.masked:
@@ -400,6 +404,43 @@ class BankSynthesizer(Synthesizer):
         )
         return self._said_example(tool, self._with(call, slot, f"{share}% of {whole}"), {})
 
+    def retry_example(self) -> Example | None:
+        """A value the tool does not know, said as the user said it: the call copies it, the
+        tool fails. Two times in three its error suggests the value it knows ("did you mean
+        'Paris'?") and the model calls again with that value, then answers; otherwise the error
+        offers nothing to try and the model answers. Without these the model never retried
+        after an error (the answers check: 0 retries)."""
+        rng = self.rng
+        slots = [(b.tool, slot) for b in self.by_name.values()
+                 for slot, kind in b.kinds.items() if kind in RETRY_KINDS]  # fmt: skip
+        if not slots:
+            return None
+        tool, slot = rng.choice(slots)
+        call = self._call_saying(tool, slot)
+        if call is None:
+            return None
+        good = call.arguments[slot]
+        bad = misspelled(good, rng)
+        if bad == good or list(call.arguments.values()).count(good) > 1:
+            return None  # "Send Luis's contact to Luis": which Luis was misspelled?
+        first = self._with(call, slot, bad)
+        what = slot.replace("_", " ")
+        ask = Message("user", self.request(tool, first))
+        tried = Message("assistant", calls=[first])
+        if rng.random() < 1 / 3:
+            error = rng.choice(DEAD_ENDS).format(what=what, bad=bad)
+            failed = Message("tool", failure(tool.name, ValueError(error)), name=tool.name)
+            answer = rng.choice(GAVE_UP).format(error=error)
+            return Example(self.offer([tool]), [ask, tried, failed, Message("assistant", answer)])
+        error = rng.choice(SUGGESTIONS).format(what=what, bad=bad, good=good)
+        fixed = self._with(first, slot, good)
+        return Example(self.offer([tool]), [
+            ask, tried, Message("tool", failure(tool.name, ValueError(error)), name=tool.name),
+            Message("assistant", calls=[fixed]),
+            Message("tool", json.dumps({"ok": True}), name=tool.name),
+            Message("assistant", rng.choice(DONE)),
+        ])  # fmt: skip
+
     def _call_saying(self, tool: Tool, slot: str) -> ToolCall | None:
         """A call of `tool` from one of its request templates that says `slot`."""
         for _ in range(20):
@@ -472,13 +513,56 @@ class BankSynthesizer(Synthesizer):
 DONE = ["Done.", "All set.", "OK, that's done.", "It's done.", "Finished!"]
 LEADS = ["Quick one:", "Hey,", "Okay so", "When you get a chance,", "Hi!", "Right,"]
 
+#: Kinds of value a tool may know by name and suggest when it is misspelled.
+RETRY_KINDS = {
+    "city", "country", "person", "product", "song", "artist", "movie", "book", "language",
+    "company", "ingredient", "room", "device", "team", "airport", "cuisine", "dish", "username",
+    "medication", "exercise", "plant", "station", "course", "file", "folder",
+}  # fmt: skip
+#: Errors that name the value to try instead ({what}: the parameter, in words).
+SUGGESTIONS = [
+    "unknown {what} '{bad}'; did you mean '{good}'?",
+    "no {what} named '{bad}'. Did you mean '{good}'?",
+    "'{bad}' not found; the closest {what} is '{good}'",
+    "{what} '{bad}' is not recognised (try '{good}')",
+    "could not find '{bad}'. Closest match: '{good}'",
+]
+#: Errors that offer nothing to try: the model says what went wrong.
+DEAD_ENDS = [
+    "unknown {what} '{bad}'",
+    "no {what} named '{bad}'",
+    "the {what} service is unreachable (network is down)",
+    "'{bad}' not found",
+    "rate limit exceeded, try again later",
+]
+GAVE_UP = ["Sorry, that didn't work: {error}.", "I couldn't do that: {error}.",
+           "That failed: {error}."]  # fmt: skip
+
+
+def misspelled(value: str, rng: random.Random) -> str:
+    """The value as a hurried user types it: a letter dropped, doubled or swapped, or all in
+    lower case."""
+    letters = [i for i, c in enumerate(value) if c.isalpha()]
+    if len(letters) < 4:
+        return value
+    how = rng.choice(["drop", "double", "swap", "lower"])
+    i = rng.choice(letters[1:-1])
+    if how == "lower" and value.lower() != value:
+        return value.lower()
+    if how == "double":
+        return value[: i + 1] + value[i:]
+    if how == "swap" and value[i + 1 : i + 2].isalpha() and value[i] != value[i + 1]:
+        return value[:i] + value[i + 1] + value[i] + value[i + 2 :]
+    return value[:i] + value[i + 1 :]
+
 
 MASK_PREFIXES = ["func", "tool", "fn", "api", "op", "action"]
 
 
 def mask_names(example: Example, rng: random.Random) -> Example:
     """The example with every tool renamed to a meaningless name (`fn_42`), in the tool list,
-    the calls and the results alike; descriptions and arguments unchanged."""
+    the calls and the results (and the name an error starts with) alike; descriptions and
+    arguments unchanged."""
     names: dict[str, str] = {}
     for tool in example.tools:
         while (new := f"{rng.choice(MASK_PREFIXES)}_{rng.randint(1, 999)}") in names.values():
@@ -490,6 +574,7 @@ def mask_names(example: Example, rng: random.Random) -> Example:
             m,
             calls=[replace(c, name=names.get(c.name, c.name)) for c in m.calls],
             name=names.get(m.name, m.name) if m.name else m.name,
+            content=_renamed(m.content, names),
         )
         for m in example.messages
     ]
@@ -531,6 +616,11 @@ def said_number(value: int | float, name: str = "", rng: random.Random | None = 
     return text
 
 
+def _renamed(content: str, names: dict[str, str]) -> str:
+    name = content.split(" failed: ", 1)[0]
+    return names[name] + content[len(name) :] if name in names else content
+
+
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
@@ -557,8 +647,11 @@ def synthesize_bank(
     masked: float = 0.0,
     same_tool: bool = False,
     numbers: float = 0.0,
+    retries: float = 0.0,
 ) -> list[dict[str, Any]]:
     """n canonical examples over the bank's tools, deterministic for a seed."""
-    synth = BankSynthesizer(bank, seed, max_offered, siblings, missing, masked, same_tool, numbers)
+    synth = BankSynthesizer(
+        bank, seed, max_offered, siblings, missing, masked, same_tool, numbers, retries
+    )
     examples = synth.examples(n)
     return [example_to_dict(e) for e in examples]

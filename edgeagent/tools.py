@@ -309,6 +309,13 @@ def failure(tool_name: str, exc: BaseException) -> str:
     return f"{tool_name} failed: {type(exc).__name__}: {exc}"
 
 
+def is_failure(tool_name: str, content: str) -> bool:
+    """Whether a tool result is one of `Tool.invoke`'s errors (raised, refused, timed out)."""
+    return content.startswith(
+        (f"{tool_name} failed: ", f"invalid arguments for {tool_name}: ", f"{tool_name} timed out")
+    )
+
+
 def format_result(value: Any) -> str:
     """A tool's return value as text for the model: strings as they are, the rest as JSON."""
     if isinstance(value, str):

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from edgeagent.errors import GrammarError
 from edgeagent.grammar import DEFAULT_MAX_STRING_CHARS, gbnf_literal, schema_rules
-from edgeagent.tools import Tool
+from edgeagent.tools import Tool, is_failure
 
 CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"
@@ -186,8 +186,14 @@ def answer_view(messages: Sequence[Message]) -> list[Message]:
 
 
 def _folded(turn: list[Message]) -> list[Message]:
-    """One turn (its user message first) as `answer_view` shows it."""
-    results = [m for m in turn if m.role == "tool"]
+    """One turn (its user message first) as `answer_view` shows it. An error that a later call
+    of the same tool got past (a retry with the value the error suggested) is left out: shown
+    it, the answer began "I couldn't do it" before stating the result."""
+    results = [m for i, m in enumerate(turn) if m.role == "tool" and not (
+        is_failure(m.name, m.content)
+        and any(later.role == "tool" and later.name == m.name
+                and not is_failure(later.name, later.content) for later in turn[i + 1 :])
+    )]  # fmt: skip
     if not turn or turn[0].role != "user" or not results:
         return turn
     ask = turn[0]

@@ -257,6 +257,27 @@ def test_the_answer_view_folds_this_turns_results_into_the_request():
                                      Message("user", "thanks")]  # fmt: skip
 
 
+def test_the_answer_view_leaves_out_an_error_a_retry_got_past():
+    from edgeagent.tools import failure
+    from edgeagent.wireformat import answer_view
+
+    refused = failure("get_weather", ValueError("unknown city 'Pariss'; did you mean 'Paris'?"))
+    turn = [
+        Message("user", "Weather in Pariss and the time?"),
+        Message("assistant", calls=[ToolCall("get_weather", {"city": "Pariss"})]),
+        Message("tool", refused, name="get_weather"),
+        Message("tool", failure("current_time", OSError("no clock")), name="current_time"),
+        Message("assistant", calls=[ToolCall("get_weather", {"city": "Paris"})]),
+        Message("tool", '{"temp_c": 14}', name="get_weather"),
+    ]
+    (ask,) = answer_view(turn)
+    assert "Pariss" not in ask.content.split("\n", 1)[1]  # the superseded error is gone
+    assert "- get_weather: temp_c: 14" in ask.content
+    assert "no clock" in ask.content  # another tool's error, never retried, stays
+    (ask,) = answer_view(turn[:4])  # no retry yet: the error is what there is to say
+    assert "did you mean 'Paris'" in ask.content
+
+
 @pytest.mark.parametrize(
     "content, shown",
     [

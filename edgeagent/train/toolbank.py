@@ -21,7 +21,7 @@ import datetime as dt
 import json
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -390,14 +390,10 @@ class BankSynthesizer(Synthesizer):
     def percent_example(self) -> Example | None:
         """A percentage of a number for an expression ("What is 18% of 240?"), copied whole."""
         rng = self.rng
-        slots = [(b.tool, slot) for b in self.by_name.values()
-                 for slot, kind in b.kinds.items() if kind == "expression"]  # fmt: skip
-        if not slots:
+        picked = self._call_of_kind({"expression"})
+        if picked is None:
             return None
-        tool, slot = rng.choice(slots)
-        call = self._call_saying(tool, slot)
-        if call is None:
-            return None
+        tool, slot, call = picked
         share = rng.choice([rng.randint(1, 20) * 5, rng.randint(1, 99)])
         whole = rng.choice(
             [rng.randint(2, 50) * 10, rng.randint(10, 999), rng.randint(1, 99) * 100]
@@ -411,14 +407,10 @@ class BankSynthesizer(Synthesizer):
         offers nothing to try and the model answers. Without these the model never retried
         after an error (the answers check: 0 retries)."""
         rng = self.rng
-        slots = [(b.tool, slot) for b in self.by_name.values()
-                 for slot, kind in b.kinds.items() if kind in RETRY_KINDS]  # fmt: skip
-        if not slots:
+        picked = self._call_of_kind(RETRY_KINDS)
+        if picked is None:
             return None
-        tool, slot = rng.choice(slots)
-        call = self._call_saying(tool, slot)
-        if call is None:
-            return None
+        tool, slot, call = picked
         good = call.arguments[slot]
         bad = misspelled(good, rng)
         if bad == good or list(call.arguments.values()).count(good) > 1:
@@ -440,6 +432,16 @@ class BankSynthesizer(Synthesizer):
             Message("tool", json.dumps({"ok": True}), name=tool.name),
             Message("assistant", rng.choice(DONE)),
         ])  # fmt: skip
+
+    def _call_of_kind(self, kinds: Collection[str]) -> tuple[Tool, str, ToolCall] | None:
+        """A bank tool with a slot of one of `kinds`, that slot, and a call that says it."""
+        slots = [(b.tool, slot) for b in self.by_name.values()
+                 for slot, kind in b.kinds.items() if kind in kinds]  # fmt: skip
+        if not slots:
+            return None
+        tool, slot = self.rng.choice(slots)
+        call = self._call_saying(tool, slot)
+        return None if call is None else (tool, slot, call)
 
     def _call_saying(self, tool: Tool, slot: str) -> ToolCall | None:
         """A call of `tool` from one of its request templates that says `slot`."""

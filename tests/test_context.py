@@ -6,8 +6,7 @@ import pytest
 
 from edgeagent import Agent
 from edgeagent.backends import GenerationStats, SamplingParams
-from edgeagent.context import ContextWindow, WindowSettings, split_turns, turn_text
-from edgeagent.demo_tools import DEMO_TOOLS
+from edgeagent.context import ContextWindow, split_turns, turn_text
 from edgeagent.memory import MemoryIndex
 from edgeagent.wireformat import Message, ToolCall
 from tests.test_agent_loop import ScriptedBackend, call, set_timer
@@ -106,33 +105,3 @@ def test_context_shift_gives_the_same_continuation_as_a_fresh_prefill(llama_back
     assert stats.cached_tokens > len(shortened) - 20  # only the tail was evaluated
     llama_backend._llm.reset()
     assert continuation(shortened) == shifted
-
-
-@pytest.mark.model
-def test_200_turns_in_2048_tokens_and_a_fact_from_turn_3_recalled_at_turn_150(llama_backend):
-    window = WindowSettings(recall_k=2, recall_chars=240)
-    agent = Agent(
-        DEMO_TOOLS,
-        backend=llama_backend,
-        tool_choice="none",
-        max_tokens=6,
-        max_steps=1,
-        window=window,
-    )
-    session = agent.session()
-    fact = "Remember this: my locker code is 4417."
-    for turn in range(1, 201):
-        if turn == 3:
-            text = fact
-        elif turn == 150:
-            text = "What is my locker code?"
-        else:
-            text = f"Turn {turn}. The weather is mild today."
-        result = session.send(text)
-        assert result.usage.completion_tokens >= 1 and session.context_tokens <= 2048
-        if turn == 150:
-            user = session.messages[-2]
-            assert "4417" in " ".join(user.recalled)  # recalled from memory, long after eviction
-            assert "4417" in agent.render(session.window.visible(session.messages))
-    assert session.window.evicted_turns > 150
-    assert llama_backend.shifts > 0

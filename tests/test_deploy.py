@@ -52,8 +52,22 @@ def signed(tmp_path_factory, keys):
     return out
 
 
+@pytest.fixture(scope="module")
+def deployed_once(tmp_path_factory, signed):
+    root = tmp_path_factory.mktemp("deployed") / "root"
+    assert ops.deploy(signed, root).ok
+    return root
+
+
+@pytest.fixture
+def deployed(deployed_once, tmp_path):
+    """A device root on which `signed` is deployed and confirmed in slot a: a copy of one made
+    once for the module (each first deployment runs a health check on the model)."""
+    return copy(deployed_once, tmp_path / "root")
+
+
 def copy(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
+    shutil.copytree(src, dst, symlinks=True)  # a device root's `current` stays a link
     return dst
 
 
@@ -135,15 +149,13 @@ def test_a_bundle_that_cannot_be_trusted_is_refused_saying_why(signed, keys, tmp
     ],
 )
 def test_an_incompatible_bundle_is_refused_before_anything_switches(
-    signed, keys, tmp_path, fields, says
+    signed, deployed, keys, tmp_path, fields, says
 ):
-    root = tmp_path / "root"
-    first = ops.deploy(signed, root, trust=[keys[0].public])
-    assert first.ok
+    root = deployed
     bundle = resign(copy(signed, tmp_path / "b"), keys[0].private, **fields)
     with pytest.raises(DeployError, match=says):
         ops.deploy(bundle, root, trust=[keys[0].public])
-    assert read_state(root).active == first.slot and not (slot_dir(root, "b")).exists()
+    assert read_state(root).active == "a" and not (slot_dir(root, "b")).exists()
     assert ops.read_log(root)[-1]["ok"] is False and says in ops.read_log(root)[-1]["detail"]
 
 
@@ -184,9 +196,8 @@ def broken_model(signed: Path, key: Path, dst: Path) -> Path:
     return resign(bundle, key)
 
 
-def test_a_bundle_whose_model_does_not_load_rolls_back_by_itself(signed, keys, tmp_path):
-    root = tmp_path / "root"
-    assert ops.deploy(signed, root, trust=[keys[0].public]).ok
+def test_a_bundle_whose_model_does_not_load_rolls_back_by_itself(signed, deployed, keys, tmp_path):
+    root = deployed
     bad = broken_model(signed, keys[0].private, tmp_path / "bad")
     proc = cli("deploy", str(bad), "--root", str(root), "--trust", str(keys[0].public),
                check=False)  # fmt: skip
@@ -199,9 +210,8 @@ def test_a_bundle_whose_model_does_not_load_rolls_back_by_itself(signed, keys, t
     assert Agent.from_deployment(root).backend.n_ctx > 0  # and slot a still loads
 
 
-def test_rollback_goes_back_to_the_previous_bundle(signed, keys, tmp_path):
-    root = tmp_path / "root"
-    ops.deploy(signed, root)
+def test_rollback_goes_back_to_the_previous_bundle(signed, deployed, keys, tmp_path):
+    root = deployed
     second = resign(copy(signed, tmp_path / "two"), keys[0].private, created="second")
     assert ops.deploy(second, root).slot == "b"
     out = json.loads(cli("rollback", "--root", str(root), "--json").stdout)
@@ -278,10 +288,9 @@ def running(pid: int) -> bool:
 
 @pytest.mark.parametrize("step", ["copy", "verify", "switch", "health", "confirm"])
 def test_a_deployer_killed_at_any_step_leaves_a_slot_that_verifies_and_loads(
-    signed, keys, tmp_path, step
+    signed, deployed, keys, tmp_path, step
 ):
-    root = tmp_path / "root"
-    assert ops.deploy(signed, root).ok
+    root = deployed
     with MemoryIndex(root / "data" / "memory.db") as memory:
         memory.add("the wifi password is on the fridge", kind="note")
     second = resign(copy(signed, tmp_path / "two"), keys[0].private, created="second")
@@ -312,9 +321,8 @@ def test_a_deployer_killed_at_any_step_leaves_a_slot_that_verifies_and_loads(
 # ---------------------------------------------------------------------------- canary
 
 
-def test_a_canary_runs_beside_the_current_bundle_until_promoted(signed, keys, tmp_path):
-    root = tmp_path / "root"
-    ops.deploy(signed, root)
+def test_a_canary_runs_beside_the_current_bundle_until_promoted(signed, deployed, keys, tmp_path):
+    root = deployed
     second = resign(copy(signed, tmp_path / "two"), keys[0].private, created="second")
     out = json.loads(cli("deploy", str(second), "--root", str(root), "--canary", "0.5",
                          "--json").stdout)  # fmt: skip

@@ -46,17 +46,30 @@ ALIASES.update(
 Words = Literal[tuple(list(_UNITS) + sorted(set(ALIASES) - set(_UNITS)))]
 
 
-@tool
-def convert_units(value: float, from_unit: Words, to_unit: Words) -> str:
-    """Convert a quantity between units of length, mass, volume or temperature.
+def with_units(units: Literal) -> object:
+    """convert_units with `units` as its enum (its function is never run here)."""
 
-    Args:
-        value: the quantity to convert
-        from_unit: the unit of the value
-        to_unit: the unit wanted
-    """
-    return ""
+    @tool
+    def convert_units(value: float, from_unit: units, to_unit: units) -> str:  # type: ignore[valid-type]
+        """Convert a quantity between units of length, mass, volume or temperature.
 
+        Args:
+            value: the quantity to convert
+            from_unit: the unit of the value
+            to_unit: the unit wanted
+        """
+        return ""
+
+    return convert_units
+
+
+#: only the units people say as words rather than abbreviate (a shorter prompt)
+SAID = ["miles", "feet", "inches", "pounds", "ounces", "gallons", "cups", "yards"]
+VARIANTS = {
+    "shipped enum": None,
+    "with words": with_units(Words),
+    "with 8 said words": with_units(Literal[tuple(list(_UNITS) + SAID)]),
+}
 
 CASES = [
     ("Convert 5 miles to km", 5, "mi", "km"),
@@ -78,7 +91,7 @@ backend = LlamaCppBackend(
 from edgeagent.agent import Agent  # noqa: E402
 
 report = {}
-for label, conv in (("shipped enum", None), ("with words", convert_units)):
+for label, conv in VARIANTS.items():
     tools = collect_tools(
         [t if t.name != "convert_units" or conv is None else conv for t in DEMO_TOOLS]
     )

@@ -12,6 +12,7 @@ import sys
 from typing import Literal
 
 from edgeagent import tool
+from edgeagent.agent import Agent
 from edgeagent.backends.llamacpp import LlamaCppBackend
 from edgeagent.demo_tools import _UNITS, DEMO_TOOLS
 from edgeagent.evaluation.runner import first_reply
@@ -34,7 +35,6 @@ ALIASES.update(
         "ounce": "oz",
         "gram": "g",
         "kilogram": "kg",
-        "cup": "cup",
         "liter": "l",
         "litre": "l",
         "gallon": "gal",
@@ -88,8 +88,6 @@ backend = LlamaCppBackend(
     n_ctx=4096,
     adapters={"a": sys.argv[1] if len(sys.argv) > 1 else DEFAULT_ADAPTER},
 )
-from edgeagent.agent import Agent  # noqa: E402
-
 report = {}
 for label, conv in VARIANTS.items():
     tools = collect_tools(

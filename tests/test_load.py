@@ -1,6 +1,7 @@
 """Load on the real model: sessions in threads sharing one model, and a long soak of turns with
 memory and file handles watched. EDGEAGENT_SOAK_TURNS sets the soak's length: 200 by default
-(about 1.5 minutes on 2 cores), 1,000 for the figures in docs/security.md."""
+(about 1.5 minutes on 2 cores), 1,000 for the figures in docs/security.md; below about 100
+the fact said at turn 3 is not yet evicted when it is asked for, and the recall check fails."""
 
 from __future__ import annotations
 

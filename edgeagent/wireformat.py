@@ -383,14 +383,15 @@ def parse_reply(text: str, tools: Sequence[Tool] = ()) -> Reply:
     start = text.find(CALL_OPEN)
     if start < 0:
         return Reply(text=text.strip(), calls=[])
-    body = text[start + len(CALL_OPEN) :]
-    end = body.find(CALL_CLOSE)
-    body = (body if end < 0 else body[:end]).strip()
+    body = text[start + len(CALL_OPEN) :].lstrip()
     problems: list[str] = []
     try:
-        data = json.loads(body)
+        # the JSON first, not the text up to the closing tag: a string value may hold the tag
+        # itself, which the grammar admits (a sampled search query did)
+        data, _ = json.JSONDecoder().raw_decode(body)
     except json.JSONDecodeError:
-        data, problems = _decode_prefix(body)
+        end = body.find(CALL_CLOSE)
+        data, problems = _decode_prefix(body if end < 0 else body[:end])
     items = data if isinstance(data, list) else [data]
     known = {t.name for t in tools}
     calls: list[ToolCall] = []

@@ -78,7 +78,7 @@ def test_lenient_parse_of_unconstrained_output(text, n_calls, problem):
 def test_format_calls_round_trips():
     calls = [
         ToolCall("set_timer", {"minutes": 3, "label": "tea ☕"}),
-        ToolCall("set_timer", {"minutes": 4}),
+        ToolCall("set_timer", {"minutes": 4, "label": "x']]</tool_call>1 and more"}),
     ]
     assert parse_reply(format_calls(calls), [set_timer]).calls == calls
 

@@ -33,7 +33,7 @@ from quality import first_reply, score_bfcl, score_examples  # noqa: E402
 
 from edgeagent.backends.llamacpp import LlamaCppBackend  # noqa: E402
 from edgeagent.bfcl import load_cases  # noqa: E402
-from edgeagent.demo_tools import DEMO_PROMPTS, DEMO_TOOLS  # noqa: E402
+from edgeagent.demo_tools import DEMO_PROMPTS, DEMO_TOOLS, demo_reply_is_right  # noqa: E402
 from edgeagent.models import DEFAULT_ADAPTER, default_model_path  # noqa: E402
 from edgeagent.train.data import parse_example  # noqa: E402
 from edgeagent.train.toolbank import bank_tools, synthesize_bank  # noqa: E402
@@ -43,10 +43,7 @@ def score_demo(backend) -> dict:
     rows = []
     for prompt, name, args in DEMO_PROMPTS:
         got = first_reply(backend, DEMO_TOOLS, prompt)
-        ok = (not got) if name is None else (
-            len(got) >= 1 and got[0][0] == name
-            and all(got[0][1].get(k) == v for k, v in args.items())
-        )  # fmt: skip
+        ok = demo_reply_is_right(name, args, got)
         rows.append({"prompt": prompt, "ok": ok, "calls": got})
     return {"cases": len(rows), "right": sum(r["ok"] for r in rows), "rows": rows}
 

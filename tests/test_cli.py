@@ -118,7 +118,7 @@ def test_the_shipped_adapter_answers_every_demo_prompt_with_the_right_tool():
     """The rest of issue 4's acceptance: the docs' demo prompts, every demo tool offered (as
     `edgeagent run` offers them), the first reply greedy with the grammar on."""
     from edgeagent.backends.llamacpp import LlamaCppBackend
-    from edgeagent.demo_tools import DEMO_PROMPTS
+    from edgeagent.demo_tools import DEMO_PROMPTS, demo_reply_is_right
     from edgeagent.evaluation.runner import first_reply
     from edgeagent.models import DEFAULT_ADAPTER, default_model_path
     from edgeagent.tools import collect_tools
@@ -129,14 +129,37 @@ def test_the_shipped_adapter_answers_every_demo_prompt_with_the_right_tool():
     wrong = []
     for prompt, name, args in DEMO_PROMPTS:
         text, _ = first_reply(backend, tools, prompt, max_tokens=160)
-        calls = parse_reply(text, tools).calls
-        right = not calls if name is None else (
-            len(calls) >= 1 and calls[0].name == name
-            and all(calls[0].arguments.get(k) == v for k, v in args.items())
-        )  # fmt: skip
-        if not right:
-            wrong.append((prompt, [(c.name, c.arguments) for c in calls]))
+        calls = [(c.name, c.arguments) for c in parse_reply(text, tools).calls]
+        if not demo_reply_is_right(name, args, calls):
+            wrong.append((prompt, calls))
     assert not wrong
+
+
+#: What each prompt the terminal assistant suggests must do: the tool, arguments the call must
+#: have (a unit said in words counts as its abbreviation), and a value the answer must state.
+SUGGESTED = {
+    "Start a 12 minute timer for the pasta": ("set_timer", {"minutes": 12}, "12"),
+    "What is 18% of 240?": ("calculate", {}, "43.2"),
+    "Convert 5 miles to km": ("convert_units", {"value": 5, "from_unit": "mi", "to_unit": "km"},
+                              "8.0"),
+}  # fmt: skip
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("prompt", list(SUGGESTED))
+def test_every_prompt_the_chat_suggests_works_end_to_end(prompt):
+    """`edgeagent run` as the chat runs a turn (the shipped adapters, every demo tool): the right
+    call, run, and an answer in prose that states the result."""
+    from edgeagent.demo_tools import SUGGESTED_PROMPTS, demo_reply_is_right
+
+    assert set(SUGGESTED) == set(SUGGESTED_PROMPTS)  # a new suggestion is checked here too
+    tool, args, value = SUGGESTED[prompt]
+    out = json.loads(cli("run", prompt, "--yes", "--json").stdout)
+    calls = [(c["name"], c["arguments"]) for c in out["tool_calls"]]
+    assert demo_reply_is_right(tool, args, calls), calls
+    assert all(c["ok"] for c in out["tool_calls"]), out["tool_calls"]
+    assert value in out["answer"] and "<tool_call>" not in out["answer"], out["answer"]
+    assert "```" not in out["answer"] and len(out["answer"]) < 300, out["answer"]
 
 
 def test_the_default_adapter_applies_to_the_embedded_model_only(tmp_path):

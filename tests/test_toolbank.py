@@ -24,9 +24,16 @@ def test_the_bank_is_broad_and_held_out_by_tool():
     assert any("enum" in s for t in bank for s in t.tool.parameters["properties"].values())
     assert {t.tool.name for t in train}.isdisjoint(t.tool.name for t in held)
     assert len(held) >= 30
-    # the demo tools are trained on, with their real schemas, and never held out
+    # the demo tools are trained on, with their real schemas, and never held out; two are as
+    # the shipped adapter was trained on them: convert_units' enum without unit words and
+    # calculate's description without a percentage
     demo = {t.name: t for t in DEMO_TOOLS}
-    assert all(demo[t.tool.name] is t.tool for t in train if t.domain == "demo")
+    trained = {t.tool.name: t.tool for t in train if t.domain == "demo"}
+    assert {n for n, t in trained.items() if t is not demo[n]} == {"convert_units", "calculate"}
+    assert all(t.fn is demo[n].fn for n, t in trained.items())
+    enum = trained["convert_units"].parameters["properties"]["from_unit"]["enum"]
+    assert "mi" in enum and "miles" not in enum
+    assert "%" not in trained["calculate"].description and "%" in demo["calculate"].description
     assert {t.tool.name for t in held}.isdisjoint(demo)
 
 
@@ -65,7 +72,7 @@ def test_held_out_examples_offer_only_held_out_tools():
 
 def test_the_demo_part_offers_the_demo_tools_in_lists_as_long_as_the_cli_offers():
     demo = bank_tools("demo")
-    assert [t.tool for t in demo] == list(DEMO_TOOLS)
+    assert [t.tool.name for t in demo] == [t.name for t in DEMO_TOOLS]
     sizes = {len(d["tools"]) for d in synthesize_bank(demo, 120, seed=2, max_offered=9)}
     assert max(sizes) == len(DEMO_TOOLS) and min(sizes) < 4
 

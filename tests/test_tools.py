@@ -208,6 +208,9 @@ def test_the_demo_unit_converter_handles_scales_and_temperature_offsets():
     assert convert_units.fn(0, "celsius", "kelvin") == "0 celsius = 273.15 kelvin"
     with pytest.raises(ValueError, match="cannot convert mass"):
         convert_units.fn(1, "kg", "ml")
+    # units said in words are admitted and computed as their abbreviations
+    assert convert_units.fn(5, "miles", "km") == "5 miles = 8.04672 km"
+    assert convert_units.invoke({"value": 2, "from_unit": "pounds", "to_unit": "g"}).ok
     # "c" was a unit, and the grammar let "3 cups" end at it; temperatures are spelled out
     units = convert_units.parameters["properties"]["from_unit"]["enum"]
     assert "c" not in units and "cup" in units

@@ -165,7 +165,7 @@ def _demo(lines: list[str]) -> list[BankTool]:
     """The demo tools with their real schemas, and kinds and requests from the [demo] lines."""
     from edgeagent.demo_tools import DEMO_TOOLS
 
-    by_name = {t.name: t for t in DEMO_TOOLS}
+    by_name = {t.name: _as_trained(t) for t in DEMO_TOOLS}
     out = []
     for line in lines:
         name, params, requests = (part.strip() for part in line.split("|"))
@@ -173,6 +173,29 @@ def _demo(lines: list[str]) -> list[BankTool]:
         texts = tuple(r.strip() for r in requests.split(";"))
         out.append(BankTool("demo", by_name[name], kinds, texts))
     return out
+
+
+#: Demo tools' descriptions as the shipped adapter was trained on them, where they changed since.
+_TRAINED_DESCRIPTIONS = {
+    "calculate": 'Evaluate an arithmetic expression such as "(12 + 3) * 4 / 5".',
+}
+
+
+def _as_trained(tool: Tool) -> Tool:
+    """The demo tool as the shipped adapter was trained on it, so that `make adapter` still
+    writes the same data: calculate's description before it showed a percentage, and
+    convert_units' unit enum without the words it admits since (SAID_UNITS). Calls that
+    validate under the old schema validate under the new one."""
+    from edgeagent.demo_tools import SAID_UNITS
+
+    properties = {
+        name: {**p, "enum": [u for u in p["enum"] if u not in SAID_UNITS]} if "enum" in p else p
+        for name, p in tool.parameters["properties"].items()
+    }
+    description = _TRAINED_DESCRIPTIONS.get(tool.name, tool.description)
+    trained = replace(tool, description=description,
+                      parameters={**tool.parameters, "properties": properties})  # fmt: skip
+    return tool if trained == tool else trained
 
 
 def load_bank() -> list[BankTool]:

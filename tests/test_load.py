@@ -24,8 +24,12 @@ pytestmark = [
 
 BY_NAME = {t.name: t for t in DEMO_TOOLS}
 TOOLS = [BY_NAME[n] for n in ("set_timer", "convert_units", "find_files")]
+# Requests the model is sure of: where two tokens are nearly tied, greedy decoding can flip with
+# the path the KV cache took (a prefix reused, shifted or evaluated again computes in other
+# batches), which is not one session seeing another's ("And a 5 minute timer for the tea"
+# flipped between "cups" and "mm" once convert_units offered "cups").
 PROMPTS = [
-    ["Start a 12 minute timer for the pasta", "And a 5 minute timer for the tea"],
+    ["Start a 12 minute timer for the pasta", "Set a 5 minute timer for the tea"],
     ["Convert 3 cups to ml", "Convert 10 km to miles"],
     ["Find the pdf files", "Find the files named budget*"],
 ]

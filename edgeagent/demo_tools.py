@@ -123,7 +123,8 @@ _UNITS: dict[str, tuple[str, float, float]] = {
 }  # fmt: skip
 #: Units people say in words rather than abbreviate. The enum admits these words too: offered
 #: only "mi", the model wrote "m" for "5 miles"; with the word offered it copies the word (4 -> 7
-#: of 10 conversions right, docs/benchmarks.md#unit-words-in-the-demo-tools-enum).
+#: of 10 conversions right: docs/benchmarks.md, "Unit words and a percentage in the demo tools'
+#: schemas").
 SAID_UNITS = {
     "miles": "mi", "feet": "ft", "inches": "in", "yards": "yd", "pounds": "lb", "ounces": "oz",
     "gallons": "gal", "cups": "cup",
@@ -197,6 +198,8 @@ def _eval(node: ast.AST) -> Any:
     raise ValueError(f"only numbers and + - * / // % ** are allowed, not {type(node).__name__}")
 
 
+# The description shows a percentage: without one the shipped adapter sent "What is 18% of
+# 240?" to convert_units (docs/benchmarks.md, the same section as the unit words).
 @tool
 def calculate(expression: Annotated[str, Field(max_length=200)]) -> str:
     """Evaluate an arithmetic expression such as "(12 + 3) * 4 / 5", "15% of 80" or "2 ** 10".

@@ -207,8 +207,25 @@ def calculate(expression: Annotated[str, Field(max_length=200)]) -> str:
     Args:
         expression: numbers with + - * / // % ** and parentheses
     """
-    result = _eval(ast.parse(_percentages(expression), mode="eval"))
+    result = _eval(ast.parse(_percentages(_operator_words(expression)), mode="eval"))
     return f"{expression} = {result:.10g}"
+
+
+#: Operators in words: the model copies the request's words into the expression ("What is 2 to
+#: the power of 10?" -> "2 to the power of 10"), which a calculator can read as well as "2 ** 10".
+_OPERATOR_WORDS = [
+    (re.compile(rf"\b{words}\b", re.IGNORECASE), symbol)
+    for words, symbol in [
+        ("to the power of", "**"), ("(?:multiplied by|times)", "*"), ("divided by", "/"),
+        ("plus", "+"), ("minus", "-"), ("percent", "%"),
+    ]
+]  # fmt: skip
+
+
+def _operator_words(expression: str) -> str:
+    for pattern, symbol in _OPERATOR_WORDS:
+        expression = pattern.sub(f" {symbol} ", expression)
+    return expression
 
 
 _PERCENT_OF = re.compile(r"(\d+(?:\.\d+)?)\s*%\s*of\b", re.IGNORECASE)

@@ -239,6 +239,17 @@ def test_the_demo_calculator_reads_percentages_and_keeps_the_remainder():
         assert calculate.invoke({"expression": expression}).content == f"{expression} = {result}"
 
 
+def test_the_demo_calculator_reads_operators_written_in_words():
+    from edgeagent.demo_tools import calculate
+
+    for expression, result in [("2 to the power of 10", "1024"), ("144 divided by 12", "12"),
+                               ("20 percent of 55", "11"), ("3 Times 4 plus 1", "13"),
+                               ("10 minus 4 multiplied by 2", "2")]:  # fmt: skip
+        assert calculate.invoke({"expression": expression}).content == f"{expression} = {result}"
+    # words that are not operators are still refused, by name
+    assert "invalid syntax" in calculate.invoke({"expression": "2 timesx 3"}).error
+
+
 def test_the_demo_calculator_refuses_huge_numbers_before_computing_them():
     """Big-integer powers hold the GIL, so a tool timeout cannot stop them: they must fail fast.
     Run in a subprocess so that a regression fails at the hang guard instead of hanging pytest."""

@@ -34,10 +34,11 @@ $(TRAIN): $(STAMP)
 
 # The shipped adapters (about 85 minutes on 2 CPU cores; docs/training.md#the-general-adapter):
 # the general tool-calling adapter in two runs (the tool bank; then, on from that adapter, the
-# demo tools as `edgeagent run` offers them, with as many bank examples again), and the answer
-# adapter that states tool results.
+# demo tools as `edgeagent run` offers them, with as many bank examples again), the answer
+# adapter that states tool results, and the recovery adapter that acts after a tool error.
 ADAPTER_DIR := build/default-adapter
 ANSWER_DIR  := build/answer-adapter
+RECOVERY_DIR := build/recovery-adapter
 adapter: $(TRAIN)
 	$(BIN)/edgeagent data synth --bank train --n 900 --seed 1 --max-offered 4 --out $(ADAPTER_DIR)/train.jsonl
 	$(BIN)/edgeagent train --config edgeagent/train/configs/default-adapter.toml
@@ -51,6 +52,10 @@ adapter: $(TRAIN)
 	$(BIN)/edgeagent data synth --bank train --answers --n 800 --seed 5 --out $(ANSWER_DIR)/train.jsonl
 	$(BIN)/edgeagent train --config edgeagent/train/configs/answer-adapter.toml
 	$(BIN)/edgeagent export lora $(ANSWER_DIR)/peft --dtype f16 --out edgeagent/data/answer-adapter.gguf
+	# the recovery adapter (the step after a tool error; about 6 minutes)
+	$(BIN)/edgeagent data synth --bank train --n 240 --seed 51 --max-offered 4 --retries 0.7 --out $(RECOVERY_DIR)/train.jsonl
+	$(BIN)/edgeagent train --config edgeagent/train/configs/recovery-adapter.toml
+	$(BIN)/edgeagent export lora $(RECOVERY_DIR)/peft --dtype f16 --out edgeagent/data/recovery-adapter.gguf
 
 install: $(STAMP)
 

@@ -1,9 +1,10 @@
 """The answers check (edgeagent/evaluation/answers.py) with and without the answer adapter, in
 one run. Prints JSON.
 
-Configurations: the default (the shipped adapter decides and calls; after tool results the
-answer adapter writes the answer from `answer_view`'s prompt), the same with the base model
-answering instead (the configuration before the answer adapter), and the bare model (no
+Configurations: the default (the shipped adapter decides and calls, the recovery adapter after
+a tool error; after tool results the answer adapter writes the answer from `answer_view`'s
+prompt), the same without the recovery adapter, the same with the base model answering instead
+(the configuration before the answer adapter), and the bare model (no
 adapter, grammar on). With `--adapter FILE`, a candidate call adapter too, used as the shipped
 one is (the shipped answer adapter after results, the base model's other answers, the shipped
 call threshold), so that a trial is checked beside the shipped adapter in the same run.
@@ -45,6 +46,8 @@ def main() -> None:
         runs["candidate"] = check_answers(
             candidate, adapter=True, grammar=True, call_threshold=SHIPPED_CALL_THRESHOLD
         )
+    recovery, evaluator.recovery_adapter = evaluator.recovery_adapter, None
+    runs["no_recovery"] = check_answers(evaluator, adapter=True, grammar=True)
     evaluator.answer_adapter = None  # the base model answers after results, as before
     runs["base_model_answers"] = check_answers(evaluator, adapter=True, grammar=True)
     if not args.no_bare:
@@ -59,6 +62,7 @@ def main() -> None:
         "adapter": str(evaluator.adapter),
         "candidate_adapter": str(args.adapter) if args.adapter else None,
         "answer_adapter": str(answers),
+        "recovery_adapter": str(recovery),
         **{name: {k: v for k, v in run.items() if k != "results"} for name, run in runs.items()},
     }, indent=2))  # fmt: skip
 

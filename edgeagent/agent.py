@@ -37,12 +37,21 @@ from edgeagent.grammarset import GrammarKey, GrammarSet
 from edgeagent.memory import Embedder, MemoryIndex
 from edgeagent.models import (
     DEFAULT,
+    RECOVERY_ADAPTER,
     is_default_adapter,
     resolve_adapter,
     resolve_answer_adapter,
 )
 from edgeagent.pruning import ToolIndex
-from edgeagent.replies import ADAPTER, ANSWERS, AdapterCalls, Decoupled, OneModel, Replies
+from edgeagent.replies import (
+    ADAPTER,
+    ANSWERS,
+    RECOVERY,
+    AdapterCalls,
+    Decoupled,
+    OneModel,
+    Replies,
+)
 from edgeagent.results import (
     Event,
     RunFinished,
@@ -85,6 +94,7 @@ class Agent:
         model: str | Path | None = None,
         adapter: str | Path | None = DEFAULT,
         answer_adapter: str | Path | None = DEFAULT,
+        recovery_adapter: str | Path | None = DEFAULT,
         decoupled: str | Path | None = None,
         backend: Backend | None = None,
         n_ctx: int = 2048,
@@ -129,14 +139,22 @@ class Agent:
         self._base_answers = adapter == DEFAULT if base_answers is None else base_answers
         if adapter == DEFAULT and (self.decoupled or backend):
             adapter = None
-        if answer_adapter == DEFAULT and backend:
-            answer_adapter = None  # a backend given has loaded what it has: name it explicitly
+        if backend:  # a backend given has loaded what it has: name them explicitly
+            answer_adapter = None if answer_adapter == DEFAULT else answer_adapter
+            recovery_adapter = None if recovery_adapter == DEFAULT else recovery_adapter
         # a GGUF LoRA adapter applied on the model (edgeagent export lora); None: the bare model
         self.adapter = resolve_adapter(adapter, model)
         # beside an adapter whose answers are written apart from its calls: the adapter that
         # writes the answer after tool results (edgeagent.train.answers); None: the base model
         self.answer_adapter = (
             resolve_answer_adapter(answer_adapter, self.adapter) if self._base_answers else None
+        )
+        # and the adapter that takes the step after a tool error (call again, or answer):
+        # trained on errors, kept off every first call (edgeagent.replies)
+        self.recovery_adapter = (
+            resolve_answer_adapter(recovery_adapter, self.adapter, RECOVERY_ADAPTER)
+            if self._base_answers
+            else None
         )
         if self.decoupled and adapter:
             raise ValueError("give either adapter or decoupled adapters, not both")
@@ -229,6 +247,8 @@ class Agent:
             adapters: dict[str, str | Path] = {ADAPTER: self.adapter} if self.adapter else {}
             if self.answer_adapter:
                 adapters[ANSWERS] = self.answer_adapter
+            if self.recovery_adapter:
+                adapters[RECOVERY] = self.recovery_adapter
             if self.decoupled:
                 adapters = dict(self.decoupled.backend_adapters())
             self._backend = open_backend(
@@ -308,6 +328,8 @@ class Agent:
         settings["base_answers"] = m.adapter_kind == "general" and "adapter" not in options
         if m.answer_adapter:
             settings["answer_adapter"] = inside(root, m.answer_adapter)
+        if m.recovery_adapter:
+            settings["recovery_adapter"] = inside(root, m.recovery_adapter)
         return cls(tools, **{**settings, **options})
 
     @classmethod
@@ -340,6 +362,7 @@ class Agent:
             "constrained": self.constrained, "tool_choice": self.tool_choice,
             "memory": self._memory_arg, "confirm": self.confirm,
             "min_confidence": self.min_confidence, "answer_adapter": self.answer_adapter,
+            "recovery_adapter": self.recovery_adapter,
             "call_threshold": self.sampling.call_threshold,
         }  # fmt: skip
         tools = collect_tools(tools)

@@ -52,6 +52,9 @@ def default_model_path() -> Path:
 DEFAULT_ADAPTER = Path(__file__).parent / "data" / "default-adapter.gguf"
 #: the shipped answer adapter: states tool results, beside the shipped general adapter
 ANSWER_ADAPTER = Path(__file__).parent / "data" / "answer-adapter.gguf"
+#: the shipped recovery adapter: beside the general adapter, it takes the step after a tool error
+#: (call again with what the error suggests, or answer); edgeagent.replies.AdapterCalls
+RECOVERY_ADAPTER = Path(__file__).parent / "data" / "recovery-adapter.gguf"
 
 
 #: the GGUF key where an adapter exported by edgeagent records the SHA-256 of its base model
@@ -84,13 +87,16 @@ def resolve_adapter(adapter: str | Path | None, model: str | Path | None = None)
     return Path(adapter) if adapter else None
 
 
-def resolve_answer_adapter(answer_adapter: str | Path | None, adapter: Path | None) -> Path | None:
-    """An answer adapter argument as a path: "default" is the shipped answer adapter beside the
-    shipped general adapter (whose answers are written apart from its calls), else none."""
+def resolve_answer_adapter(
+    answer_adapter: str | Path | None, adapter: Path | None, shipped: Path = ANSWER_ADAPTER
+) -> Path | None:
+    """An answer (or recovery) adapter argument as a path: "default" is the shipped one
+    (`shipped`) beside the shipped general adapter (whose answers are written apart from its
+    calls), else none."""
     if answer_adapter != DEFAULT:
         return Path(answer_adapter) if answer_adapter else None
-    shipped = adapter is not None and ANSWER_ADAPTER.exists() and is_default_adapter(adapter)
-    return ANSWER_ADAPTER if shipped else None
+    beside = adapter is not None and shipped.exists() and is_default_adapter(adapter)
+    return shipped if beside else None
 
 
 def is_default_adapter(path: str | Path) -> bool:

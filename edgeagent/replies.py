@@ -3,9 +3,10 @@
 - `OneModel`: the model as loaded (bare, merged, or with one adapter always on) writes calls
   and answers alike.
 - `AdapterCalls`: the shipped general adapter (trained on calls only) decides whether and how to
-  call; an answer is written by the base model with the adapter off, or after tool results by
-  the answer adapter (trained on results -> answers only), when the agent has one. llama.cpp
-  keeps one context per adapter setting, so switching keeps both KV caches.
+  call, except after a tool error, where the recovery adapter (trained on errors) decides; an
+  answer is written by the base model with the adapters off, or after tool results by the
+  answer adapter (trained on results -> answers only), when the agent has one. llama.cpp
+  keeps one context per adapter setting, so switching keeps the KV caches.
 - `Decoupled` (DualTune): a selector adapter picks the tool, that tool's argument adapter
   writes its arguments (edgeagent.decoupled); answers are the base model's.
 
@@ -24,7 +25,7 @@ from edgeagent.backends import AdapterSwitching, GenerationStats, PromptCaching
 from edgeagent.context import split_turns
 from edgeagent.decoupled import two_phase
 from edgeagent.errors import Interrupted
-from edgeagent.tools import Tool
+from edgeagent.tools import Tool, is_failure
 from edgeagent.wireformat import answer_view, reply_kind
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 ADAPTER = "adapter"
 #: the name the answer adapter (answers after tool results) is loaded under
 ANSWERS = "answers"
+#: the name the recovery adapter (the step after a tool error) is loaded under
+RECOVERY = "recovery"
 
 
 @dataclass
@@ -79,7 +82,10 @@ class AdapterCalls(OneModel):
         by the adapter, an answer is written again by the base model (adapter off)."""
         backend = switching(session)
         if r.allow_calls:
-            backend.set_adapters({ADAPTER: 1.0})
+            # after a tool error the recovery adapter decides: call again with what the error
+            # suggests, or answer (its data would teach the call adapter to call too often)
+            recover = session.agent.recovery_adapter is not None and after_error(session)
+            backend.set_adapters({RECOVERY if recover else ADAPTER: 1.0})
             pieces = super().generate(session, r)
             text = ""
             for piece in pieces:
@@ -162,6 +168,16 @@ def base_answer(session: Session, r: Request, this_turn: bool = False) -> Reques
     if len(prompt) + r.max_tokens > agent.backend.n_ctx:
         return r.only_answer()
     return replace(r.only_answer(), prompt=prompt, tools=[])
+
+
+def after_error(session: Session) -> bool:
+    """Whether the last step's tool results hold an error."""
+    for message in reversed(session.messages):
+        if message.role != "tool":
+            return False
+        if is_failure(message.name, message.content):
+            return True
+    return False
 
 
 def switching(session: Session) -> AdapterSwitching:

@@ -91,6 +91,36 @@ def test_the_shipped_answer_adapter_goes_with_the_shipped_adapter_only():
     assert Agent(DEMO_TOOLS, base_answers=False).answer_adapter is None  # one model answers
 
 
+def test_the_shipped_recovery_adapter_goes_with_the_shipped_adapter_only():
+    from edgeagent.models import RECOVERY_ADAPTER
+
+    if not RECOVERY_ADAPTER.exists():
+        pytest.skip("no recovery adapter shipped in this checkout")
+    assert Agent(DEMO_TOOLS).recovery_adapter == RECOVERY_ADAPTER
+    assert Agent(DEMO_TOOLS, recovery_adapter=None).recovery_adapter is None
+    assert Agent(DEMO_TOOLS, adapter=None).recovery_adapter is None
+    assert Agent(DEMO_TOOLS, base_answers=False).recovery_adapter is None
+
+
+def test_the_recovery_adapter_decides_only_after_a_step_whose_results_hold_an_error():
+    from types import SimpleNamespace
+
+    from edgeagent.replies import after_error
+    from edgeagent.tools import failure
+    from edgeagent.wireformat import Message, ToolCall
+
+    call = Message("assistant", calls=[ToolCall("get_weather", {"city": "Pariss"})])
+    error = Message("tool", failure("get_weather", ValueError("did you mean 'Paris'?")),
+                    name="get_weather")  # fmt: skip
+    fine = Message("tool", '{"temp_c": 14}', name="get_weather")
+    ask = Message("user", "Weather in Pariss?")
+    assert after_error(SimpleNamespace(messages=[ask, call, error]))
+    assert after_error(SimpleNamespace(messages=[ask, call, error, fine]))  # one of two failed
+    assert not after_error(SimpleNamespace(messages=[ask, call, fine]))
+    assert not after_error(SimpleNamespace(messages=[ask, call, error, call, fine, ask]))
+    assert not after_error(SimpleNamespace(messages=[ask]))
+
+
 @pytest.mark.model
 def test_the_answer_adapter_writes_answers_after_results_and_only_then():
     """After a tool result the answer adapter is on while the answer is written; a reply

@@ -133,3 +133,25 @@ def test_the_answers_check_runs_on_the_real_default_model():
             row["answer"], next(c for c in cases if c["id"] == row["id"])["expect"],
             row["tokens"]) and row["called"])  # fmt: skip
     assert report["called"] >= 0.75  # the default configuration calls these tools
+
+
+@pytest.mark.model
+def test_after_a_tool_error_the_recovery_adapter_calls_again_with_what_the_error_suggests():
+    """The shipped call adapter answers every error with the error; the recovery adapter, which
+    takes only the step after an error, calls again where the error names the right value and
+    answers where it names none."""
+    from edgeagent.evaluation.answers import check_answers
+    from edgeagent.evaluation.runner import Evaluator
+    from edgeagent.models import RECOVERY_ADAPTER
+
+    cases = [c for c in CASES if c["id"] in ("retry_city", "retry_contact", "error_city")]
+    evaluator = Evaluator()
+    assert evaluator.recovery_adapter == RECOVERY_ADAPTER  # on by default beside the shipped one
+    report = check_answers(evaluator, adapter=True, grammar=True, cases=cases)
+    rows = {r["id"]: r for r in report["results"]}
+    assert rows["retry_city"]["retried"] and rows["retry_contact"]["retried"], rows
+    assert rows["retry_city"]["ok"] and rows["retry_contact"]["ok"], rows
+    assert not rows["error_city"]["retried"] and rows["error_city"]["ok"], rows
+    evaluator.recovery_adapter = None
+    without = check_answers(evaluator, adapter=True, grammar=True, cases=cases)
+    assert without["retried_after_error"] == 0

@@ -165,6 +165,7 @@ def check_answers(
             backend=backend,
             adapter=evaluator.adapter if use_adapter else None,
             answer_adapter=evaluator.answer_adapter if use_adapter else None,
+            recovery_adapter=evaluator.recovery_adapter if use_adapter else None,
             constrained=grammar,
             max_steps=4,  # room to retry after an error
             max_tokens=ANSWER_TOKENS + 48,  # a loop shows as a long answer, not a cut one

@@ -69,6 +69,7 @@ def coherence(
             backend=backend,
             adapter=evaluator.adapter if use_adapter else None,
             answer_adapter=evaluator.answer_adapter if use_adapter else None,
+            recovery_adapter=evaluator.recovery_adapter if use_adapter else None,
             constrained=grammar,
             max_steps=3,
             base_answers=evaluator.shipped_adapter,

@@ -20,7 +20,7 @@ from edgeagent.bfcl import function_tools
 from edgeagent.confidence import PROBE_TOKENS, SHIPPED_CALL_THRESHOLD, reply_confidence
 from edgeagent.errors import EdgeAgentError
 from edgeagent.evaluation.checker import Call, Expected, check_case
-from edgeagent.replies import ADAPTER, ANSWERS
+from edgeagent.replies import ADAPTER, ANSWERS, RECOVERY
 from edgeagent.tools import Tool
 
 #: named configurations for --compare: (adapter on, grammar on)
@@ -101,9 +101,11 @@ class Evaluator:
         bundle: str | Path | None = None,
         n_ctx: int = 4096,
         answer_adapter: str | Path | None = "default",
+        recovery_adapter: str | Path | None = "default",
     ) -> None:
         from edgeagent.models import (
             DEFAULT,
+            RECOVERY_ADAPTER,
             default_model_path,
             is_default_adapter,
             resolve_adapter,
@@ -125,6 +127,12 @@ class Evaluator:
         self.answer_adapter = (
             resolve_answer_adapter(answer_adapter, self.adapter) if self.shipped_adapter else None
         )
+        # and the shipped recovery adapter takes the step after a tool error
+        self.recovery_adapter = (
+            resolve_answer_adapter(recovery_adapter, self.adapter, RECOVERY_ADAPTER)
+            if self.shipped_adapter
+            else None
+        )
         self.n_ctx = n_ctx
         self._backend: Any = None
 
@@ -140,6 +148,8 @@ class Evaluator:
             adapters = {ADAPTER: self.adapter} if self.adapter else {}
             if self.answer_adapter:
                 adapters[ANSWERS] = self.answer_adapter
+            if self.recovery_adapter:
+                adapters[RECOVERY] = self.recovery_adapter
             self._backend = open_backend(self.model, n_ctx=self.n_ctx, adapters=adapters)
         return self._backend
 

@@ -32,7 +32,7 @@ $(TRAIN): $(STAMP)
 	$(BIN)/python -m pip install -e ".[train,onnx]"
 	touch $(TRAIN)
 
-# The shipped adapters (about 85 minutes on 2 CPU cores; docs/training.md#the-general-adapter):
+# The shipped adapters (about 90 minutes on 2 CPU cores; docs/training.md#the-general-adapter):
 # the general tool-calling adapter in two runs (the tool bank; then, on from that adapter, the
 # demo tools as `edgeagent run` offers them, with as many bank examples again), the answer
 # adapter that states tool results, and the recovery adapter that acts after a tool error.

@@ -40,7 +40,7 @@ from edgeagent.models import (
     RECOVERY_ADAPTER,
     is_default_adapter,
     resolve_adapter,
-    resolve_answer_adapter,
+    resolve_companion_adapter,
 )
 from edgeagent.pruning import ToolIndex
 from edgeagent.replies import (
@@ -147,12 +147,12 @@ class Agent:
         # beside an adapter whose answers are written apart from its calls: the adapter that
         # writes the answer after tool results (edgeagent.train.answers); None: the base model
         self.answer_adapter = (
-            resolve_answer_adapter(answer_adapter, self.adapter) if self._base_answers else None
+            resolve_companion_adapter(answer_adapter, self.adapter) if self._base_answers else None
         )
         # and the adapter that takes the step after a tool error (call again, or answer):
         # trained on errors, kept off every first call (edgeagent.replies)
         self.recovery_adapter = (
-            resolve_answer_adapter(recovery_adapter, self.adapter, RECOVERY_ADAPTER)
+            resolve_companion_adapter(recovery_adapter, self.adapter, RECOVERY_ADAPTER)
             if self._base_answers
             else None
         )

@@ -87,7 +87,7 @@ def resolve_adapter(adapter: str | Path | None, model: str | Path | None = None)
     return Path(adapter) if adapter else None
 
 
-def resolve_answer_adapter(
+def resolve_companion_adapter(
     answer_adapter: str | Path | None, adapter: Path | None, shipped: Path = ANSWER_ADAPTER
 ) -> Path | None:
     """An answer (or recovery) adapter argument as a path: "default" is the shipped one

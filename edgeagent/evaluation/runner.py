@@ -109,7 +109,7 @@ class Evaluator:
             default_model_path,
             is_default_adapter,
             resolve_adapter,
-            resolve_answer_adapter,
+            resolve_companion_adapter,
         )
 
         if bundle:
@@ -125,11 +125,13 @@ class Evaluator:
         self.shipped_adapter = self.adapter is not None and is_default_adapter(self.adapter)
         # and the shipped answer adapter states tool results beside it (None: the base model)
         self.answer_adapter = (
-            resolve_answer_adapter(answer_adapter, self.adapter) if self.shipped_adapter else None
+            resolve_companion_adapter(answer_adapter, self.adapter)
+            if self.shipped_adapter
+            else None
         )
         # and the shipped recovery adapter takes the step after a tool error
         self.recovery_adapter = (
-            resolve_answer_adapter(recovery_adapter, self.adapter, RECOVERY_ADAPTER)
+            resolve_companion_adapter(recovery_adapter, self.adapter, RECOVERY_ADAPTER)
             if self.shipped_adapter
             else None
         )

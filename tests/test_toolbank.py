@@ -89,9 +89,9 @@ def test_a_bad_bank_line_is_refused_with_the_tool_named(tmp_path, monkeypatch):
 
 
 def test_make_adapter_synthesizes_the_shipped_adapters_data_byte_for_byte():
-    """The data `make adapter` writes for the shipped general adapter's two runs, as its JSON
-    lines' digests: the same bytes the adapter was trained on (checked against the synthesizer
-    of the commit that shipped it). A change to the synthesizer that moves these digests means
+    """The data `make adapter` writes for the shipped general adapter's two runs and for the
+    recovery adapter, as its JSON lines' digests: the same bytes the adapters were trained on
+    (checked against the synthesizer of the commit that shipped them). A change to the synthesizer that moves these digests means
     `make adapter` no longer rebuilds the shipped adapter: put the change behind an option."""
     import hashlib
     import json
@@ -104,6 +104,8 @@ def test_make_adapter_synthesizes_the_shipped_adapters_data_byte_for_byte():
     assert digest("train", 900, 1, max_offered=4).startswith("b65a395e924e2a02")
     assert digest("train", 150, 3, max_offered=4).startswith("340044953d2141e7")
     assert digest("demo", 150, 2, max_offered=None, missing=0).startswith("fe462b04997d1999")
+    # the recovery adapter's data (the step after a tool error)
+    assert digest("train", 240, 51, max_offered=4, retries=0.7).startswith("9d45d74c6d497070")
 
 
 def test_same_tool_examples_ask_one_tool_for_several_values():

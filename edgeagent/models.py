@@ -88,13 +88,13 @@ def resolve_adapter(adapter: str | Path | None, model: str | Path | None = None)
 
 
 def resolve_companion_adapter(
-    answer_adapter: str | Path | None, adapter: Path | None, shipped: Path = ANSWER_ADAPTER
+    companion: str | Path | None, adapter: Path | None, shipped: Path = ANSWER_ADAPTER
 ) -> Path | None:
     """An answer (or recovery) adapter argument as a path: "default" is the shipped one
     (`shipped`) beside the shipped general adapter (whose answers are written apart from its
     calls), else none."""
-    if answer_adapter != DEFAULT:
-        return Path(answer_adapter) if answer_adapter else None
+    if companion != DEFAULT:
+        return Path(companion) if companion else None
     beside = adapter is not None and shipped.exists() and is_default_adapter(adapter)
     return shipped if beside else None
 

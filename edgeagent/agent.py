@@ -328,9 +328,8 @@ class Agent:
         settings["base_answers"] = m.adapter_kind == "general" and "adapter" not in options
         if m.answer_adapter:
             settings["answer_adapter"] = inside(root, m.answer_adapter)
-        # Bundles carry no recovery adapter yet: loading it raised the rpi5 bundle's peak by
-        # about 21 MiB where the planner counts 7.5 (docs/benchmarks.md, memory planner)
-        settings["recovery_adapter"] = None
+        if m.recovery_adapter:
+            settings["recovery_adapter"] = inside(root, m.recovery_adapter)
         return cls(tools, **{**settings, **options})
 
     @classmethod

@@ -58,6 +58,8 @@ class Manifest:
     adapter_kind: str = ""  # "general": the shipped adapter (answers written with it off)
     #: beside the shipped adapter: the answer adapter (answers after tool results)
     answer_adapter: str | None = None
+    #: beside the shipped adapter: the recovery adapter (the step after a tool error)
+    recovery_adapter: str | None = None
     decoupled: str | None = None
     source: str = ""
     estimate_bytes: int = 0
@@ -75,7 +77,8 @@ class Manifest:
     files: list[BundleFile] = field(default_factory=list)
 
     def paths(self) -> list[str]:
-        named = [self.model, self.tools, self.adapter, self.answer_adapter, self.decoupled]
+        named = [self.model, self.tools, self.adapter, self.answer_adapter,
+                 self.recovery_adapter, self.decoupled]  # fmt: skip
         return [p for p in named if p and not is_module(p)]
 
 

@@ -18,7 +18,7 @@ from edgeagent.agent import Agent
 from edgeagent.bundle.build import build_bundle
 from edgeagent.bundle.verify import verify_bundle
 from edgeagent.manifest import MANIFEST, BundleError, file_sha256, read_manifest
-from edgeagent.models import ANSWER_ADAPTER, DEFAULT_ADAPTER, default_model_path
+from edgeagent.models import ANSWER_ADAPTER, DEFAULT_ADAPTER, RECOVERY_ADAPTER, default_model_path
 from tests.test_cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,17 +48,19 @@ def test_build_writes_the_model_adapter_tools_and_a_manifest_of_hashes(rpi5):
     assert manifest.adapter == f"adapters/{DEFAULT_ADAPTER.name}"
     assert manifest.adapter_kind == "general"
     assert manifest.answer_adapter == f"adapters/{ANSWER_ADAPTER.name}"  # goes with it
+    assert manifest.recovery_adapter == f"adapters/{RECOVERY_ADAPTER.name}"  # and this one
     assert manifest.tools == "edgeagent.demo_tools"
     assert manifest.threads == 4 and manifest.estimate_bytes <= manifest.budget_bytes
     listed = {f.path: f for f in manifest.files}
     assert set(listed) == {
-        manifest.model, manifest.adapter, manifest.answer_adapter, "tools.json",
-        "grammars.json", "run.sh", "README.md",
+        manifest.model, manifest.adapter, manifest.answer_adapter, manifest.recovery_adapter,
+        "tools.json", "grammars.json", "run.sh", "README.md",
     }  # fmt: skip
     assert listed[manifest.answer_adapter].sha256 == file_sha256(ANSWER_ADAPTER)
+    assert listed[manifest.recovery_adapter].sha256 == file_sha256(RECOVERY_ADAPTER)
     agent = Agent.from_bundle(out)
     assert agent.answer_adapter == out / manifest.answer_adapter  # the bundle's own copy
-    assert agent.recovery_adapter is None  # not in bundles until its memory is planned
+    assert agent.recovery_adapter == out / manifest.recovery_adapter
     model = listed[manifest.model]
     assert model.sha256 == file_sha256(default_model_path())
     assert model.bytes == default_model_path().stat().st_size

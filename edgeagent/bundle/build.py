@@ -189,7 +189,12 @@ def _place_adapters(
     manifest: Manifest, work: Path, adapter: str | Path | None, decoupled: str | Path | None,
     source: Path, progress: Progress,
 ) -> None:  # fmt: skip
-    from edgeagent.models import ANSWER_ADAPTER, adapter_base_sha256, is_default_adapter
+    from edgeagent.models import (
+        ANSWER_ADAPTER,
+        RECOVERY_ADAPTER,
+        adapter_base_sha256,
+        is_default_adapter,
+    )
 
     if adapter:
         adapter = Path(adapter)
@@ -210,6 +215,9 @@ def _place_adapters(
             if ANSWER_ADAPTER.exists():  # the shipped answer adapter goes with it
                 shutil.copyfile(ANSWER_ADAPTER, work / "adapters" / ANSWER_ADAPTER.name)
                 manifest.answer_adapter = f"adapters/{ANSWER_ADAPTER.name}"
+            if RECOVERY_ADAPTER.exists():  # and the recovery adapter
+                shutil.copyfile(RECOVERY_ADAPTER, work / "adapters" / RECOVERY_ADAPTER.name)
+                manifest.recovery_adapter = f"adapters/{RECOVERY_ADAPTER.name}"
     if decoupled:
         from edgeagent.decoupled import DecoupledAdapters
 
@@ -302,5 +310,6 @@ In Python: `Agent.from_bundle("path/to/this/folder").run("...")`.
 def _adapter_line(m: Manifest) -> str:
     if m.adapter:
         line = f"`{m.adapter}`" + (" (the shipped general adapter)" if m.adapter_kind else "")
-        return line + (f", answers `{m.answer_adapter}`" if m.answer_adapter else "")
+        line += f", answers `{m.answer_adapter}`" if m.answer_adapter else ""
+        return line + (f", recovery `{m.recovery_adapter}`" if m.recovery_adapter else "")
     return f"`{m.decoupled}` (decoupled)" if m.decoupled else "none"

@@ -7,10 +7,12 @@ prompt), the same without the recovery adapter, the same with the base model ans
 (the configuration before the answer adapter), and the bare model (no
 adapter, grammar on). With `--adapter FILE`, a candidate call adapter too, used as the shipped
 one is (the shipped answer adapter after results, the base model's other answers, the shipped
-call threshold), so that a trial is checked beside the shipped adapter in the same run.
+call threshold), so that a trial is checked beside the shipped adapter in the same run. With
+`--answer-adapter` and/or `--recovery-adapter`, candidates for those beside the shipped call
+adapter (the shipped one where a file is not given), as `candidate_companions`.
 
-    python benchmarks/bench_answers.py [--adapter FILE] [--answer-adapter FILE] [--rows OUT.jsonl]
-        [--no-bare]
+    python benchmarks/bench_answers.py [--adapter FILE] [--answer-adapter FILE]
+        [--recovery-adapter FILE] [--rows OUT.jsonl] [--no-bare]
 """
 
 from __future__ import annotations
@@ -32,14 +34,19 @@ from edgeagent.evaluation.runner import Evaluator  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--adapter", type=Path, help="a candidate call adapter, beside the shipped")
-    parser.add_argument("--answer-adapter", type=Path, help="default: the shipped answer adapter")
+    parser.add_argument("--answer-adapter", type=Path, help="a candidate answer adapter")
+    parser.add_argument("--recovery-adapter", type=Path, help="a candidate recovery adapter")
     parser.add_argument("--rows", type=Path, help="every answer of every configuration (JSONL)")
     parser.add_argument("--no-bare", action="store_true", help="leave out the bare model (slow)")
     args = parser.parse_args()
-    evaluator = Evaluator(answer_adapter=args.answer_adapter or "default")
+    evaluator = Evaluator()
     answers = evaluator.answer_adapter
     runs = {}
     runs["default"] = check_answers(evaluator, adapter=True, grammar=True)
+    if args.answer_adapter or args.recovery_adapter:
+        companions = Evaluator(answer_adapter=args.answer_adapter or "default",
+                               recovery_adapter=args.recovery_adapter or "default")  # fmt: skip
+        runs["candidate_companions"] = check_answers(companions, adapter=True, grammar=True)
     if args.adapter:
         candidate = Evaluator(adapter=args.adapter, answer_adapter=None)
         candidate.shipped_adapter, candidate.answer_adapter = True, answers
@@ -63,6 +70,8 @@ def main() -> None:
         "candidate_adapter": str(args.adapter) if args.adapter else None,
         "answer_adapter": str(answers),
         "recovery_adapter": str(recovery),
+        "candidate_answer_adapter": str(args.answer_adapter) if args.answer_adapter else None,
+        "candidate_recovery_adapter": str(args.recovery_adapter) if args.recovery_adapter else None,
         **{name: {k: v for k, v in run.items() if k != "results"} for name, run in runs.items()},
     }, indent=2))  # fmt: skip
 

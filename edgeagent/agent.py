@@ -35,22 +35,14 @@ from edgeagent.fallback import Fallback
 from edgeagent.grammar import DEFAULT_MAX_STRING_CHARS
 from edgeagent.grammarset import GrammarKey, GrammarSet
 from edgeagent.memory import Embedder, MemoryIndex
-from edgeagent.models import (
-    DEFAULT,
-    RECOVERY_ADAPTER,
-    is_default_adapter,
-    resolve_adapter,
-    resolve_companion_adapter,
-)
+from edgeagent.models import DEFAULT, is_default_adapter, resolve_adapter, resolve_companions
 from edgeagent.pruning import ToolIndex
 from edgeagent.replies import (
-    ADAPTER,
-    ANSWERS,
-    RECOVERY,
     AdapterCalls,
     Decoupled,
     OneModel,
     Replies,
+    loaded_adapters,
 )
 from edgeagent.results import (
     Event,
@@ -145,16 +137,11 @@ class Agent:
         # a GGUF LoRA adapter applied on the model (edgeagent export lora); None: the bare model
         self.adapter = resolve_adapter(adapter, model)
         # beside an adapter whose answers are written apart from its calls: the adapter that
-        # writes the answer after tool results (edgeagent.train.answers); None: the base model
-        self.answer_adapter = (
-            resolve_companion_adapter(answer_adapter, self.adapter) if self._base_answers else None
-        )
-        # and the adapter that takes the step after a tool error (call again, or answer):
-        # trained on errors, kept off every first call (edgeagent.replies)
-        self.recovery_adapter = (
-            resolve_companion_adapter(recovery_adapter, self.adapter, RECOVERY_ADAPTER)
-            if self._base_answers
-            else None
+        # writes the answer after tool results (edgeagent.train.answers; None: the base model),
+        # and the one that takes the step after a tool error (call again, or answer), trained
+        # on errors and kept off every first call (edgeagent.replies)
+        self.answer_adapter, self.recovery_adapter = resolve_companions(
+            answer_adapter, recovery_adapter, self.adapter, self._base_answers
         )
         if self.decoupled and adapter:
             raise ValueError("give either adapter or decoupled adapters, not both")
@@ -244,11 +231,9 @@ class Agent:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            adapters: dict[str, str | Path] = {ADAPTER: self.adapter} if self.adapter else {}
-            if self.answer_adapter:
-                adapters[ANSWERS] = self.answer_adapter
-            if self.recovery_adapter:
-                adapters[RECOVERY] = self.recovery_adapter
+            adapters: dict[str, str | Path] = dict(
+                loaded_adapters(self.adapter, self.answer_adapter, self.recovery_adapter)
+            )
             if self.decoupled:
                 adapters = dict(self.decoupled.backend_adapters())
             self._backend = open_backend(

@@ -99,6 +99,17 @@ def resolve_companion_adapter(
     return shipped if beside else None
 
 
+def resolve_companions(
+    answer: str | Path | None, recovery: str | Path | None, adapter: Path | None, beside: bool
+) -> tuple[Path | None, Path | None]:
+    """The answer and recovery adapter arguments as paths (resolve_companion_adapter); none
+    unless the adapter's answers are written apart from its calls (`beside`)."""
+    if not beside:
+        return None, None
+    return (resolve_companion_adapter(answer, adapter),
+            resolve_companion_adapter(recovery, adapter, RECOVERY_ADAPTER))  # fmt: skip
+
+
 def is_default_adapter(path: str | Path) -> bool:
     """Whether `path` holds the shipped general adapter (the file or a copy of it, as in a
     bundle): the one trained on calls only, whose answers are written with it off."""

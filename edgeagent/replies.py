@@ -19,9 +19,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Generator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from edgeagent.backends import AdapterSwitching, GenerationStats, PromptCaching
+from edgeagent.backends import AdapterSwitching, GenerationStats, PromptCaching, SamplingParams
 from edgeagent.context import split_turns
 from edgeagent.decoupled import two_phase
 from edgeagent.errors import Interrupted
@@ -29,7 +30,7 @@ from edgeagent.tools import Tool, is_failure
 from edgeagent.wireformat import answer_view, reply_kind
 
 if TYPE_CHECKING:
-    from edgeagent.agent import Session
+    from edgeagent.agent import Agent, Session
 
 #: the name the single adapter is loaded under in the backend
 ADAPTER = "adapter"
@@ -37,6 +38,14 @@ ADAPTER = "adapter"
 ANSWERS = "answers"
 #: the name the recovery adapter (the step after a tool error) is loaded under
 RECOVERY = "recovery"
+
+
+def loaded_adapters(
+    adapter: Path | None, answers: Path | None, recovery: Path | None
+) -> dict[str, Path]:
+    """The adapters a backend loads for an agent, under the names the strategies switch by."""
+    named = {ADAPTER: adapter, ANSWERS: answers, RECOVERY: recovery}
+    return {name: path for name, path in named.items() if path}
 
 
 @dataclass
@@ -49,9 +58,18 @@ class Request:
     allow_calls: bool
     max_tokens: int
     stats: GenerationStats
+    #: the turn's first reply: the call threshold applies (it was calibrated on first decisions,
+    #: whether a request needs a tool at all; after tool results it held back the calls the
+    #: recovery adapter makes with the value an error suggests)
+    first: bool = True
 
     def only_answer(self) -> Request:
         return replace(self, allow_answer=True, allow_calls=False)
+
+    def sampling(self, agent: Agent) -> SamplingParams:
+        if self.first or not agent.sampling.call_threshold:
+            return agent.sampling
+        return replace(agent.sampling, call_threshold=0.0)
 
 
 class Replies(Protocol):
@@ -68,7 +86,7 @@ class OneModel:
             agent.grammar(r.allow_answer, r.allow_calls, r.tools) if agent.constrained else None
         )
         yield from agent.backend.generate(
-            r.prompt, grammar=grammar, sampling=agent.sampling, max_tokens=r.max_tokens,
+            r.prompt, grammar=grammar, sampling=r.sampling(agent), max_tokens=r.max_tokens,
             stats=r.stats,
         )  # fmt: skip
 
@@ -144,7 +162,7 @@ class Decoupled(OneModel):
             r.prompt,
             r.tools,
             allow_answer=r.allow_answer,
-            sampling=agent.sampling,
+            sampling=r.sampling(agent),
             max_tokens=r.max_tokens,
             max_string_chars=agent.max_string_chars,
             stats=r.stats,

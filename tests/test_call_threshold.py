@@ -21,6 +21,26 @@ def test_the_shipped_adapter_gets_the_calibrated_threshold_and_nothing_else_does
     assert derived.sampling.call_threshold == 0.5
 
 
+def test_the_threshold_holds_back_only_the_turns_first_call():
+    """It was calibrated on first decisions (does the request need a tool?); after a tool error
+    it held back the call again with the value the error suggests (the answers check)."""
+    from tests.test_agent_loop import ScriptedBackend, broken, call
+
+    class Recording(ScriptedBackend):
+        thresholds: list[float] = []
+
+        def generate(self, prompt, *, sampling, **kw):
+            self.thresholds.append(sampling.call_threshold)
+            return super().generate(prompt, sampling=sampling, **kw)
+
+    backend = Recording([call("broken", '{"x": 1}'), call("broken", '{"x": 2}'), "It failed."])
+    agent = Agent([broken], backend=backend, call_threshold=0.7, base_answers=False)
+    result = agent.run("Break it")
+    assert [c.arguments["x"] for c in result.tool_calls] == [1, 2]
+    assert backend.thresholds == [0.7, 0.0, 0.0]
+    assert agent.sampling.call_threshold == 0.7  # the agent's own setting is unchanged
+
+
 @pytest.mark.model
 def test_a_call_the_model_is_less_sure_of_than_the_threshold_becomes_an_answer():
     from edgeagent.bfcl import function_tools

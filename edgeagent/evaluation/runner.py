@@ -20,7 +20,7 @@ from edgeagent.bfcl import function_tools
 from edgeagent.confidence import PROBE_TOKENS, SHIPPED_CALL_THRESHOLD, reply_confidence
 from edgeagent.errors import EdgeAgentError
 from edgeagent.evaluation.checker import Call, Expected, check_case
-from edgeagent.replies import ADAPTER, ANSWERS, RECOVERY
+from edgeagent.replies import ADAPTER, loaded_adapters
 from edgeagent.tools import Tool
 
 #: named configurations for --compare: (adapter on, grammar on)
@@ -105,11 +105,10 @@ class Evaluator:
     ) -> None:
         from edgeagent.models import (
             DEFAULT,
-            RECOVERY_ADAPTER,
             default_model_path,
             is_default_adapter,
             resolve_adapter,
-            resolve_companion_adapter,
+            resolve_companions,
         )
 
         if bundle:
@@ -123,17 +122,10 @@ class Evaluator:
         self.adapter = resolve_adapter(adapter, model)
         # the shipped general adapter decides calls and leaves answers to the base model
         self.shipped_adapter = self.adapter is not None and is_default_adapter(self.adapter)
-        # and the shipped answer adapter states tool results beside it (None: the base model)
-        self.answer_adapter = (
-            resolve_companion_adapter(answer_adapter, self.adapter)
-            if self.shipped_adapter
-            else None
-        )
-        # and the shipped recovery adapter takes the step after a tool error
-        self.recovery_adapter = (
-            resolve_companion_adapter(recovery_adapter, self.adapter, RECOVERY_ADAPTER)
-            if self.shipped_adapter
-            else None
+        # and the shipped answer adapter states tool results beside it (None: the base model),
+        # the shipped recovery adapter takes the step after a tool error
+        self.answer_adapter, self.recovery_adapter = resolve_companions(
+            answer_adapter, recovery_adapter, self.adapter, self.shipped_adapter
         )
         self.n_ctx = n_ctx
         self._backend: Any = None
@@ -147,11 +139,7 @@ class Evaluator:
             if self.adapter and is_onnx_folder(self.model):
                 raise EdgeAgentError("ONNX models run merged: evaluate with --no-adapter")
             # as an agent opens it: the adapter loaded under the name the reply strategies use
-            adapters = {ADAPTER: self.adapter} if self.adapter else {}
-            if self.answer_adapter:
-                adapters[ANSWERS] = self.answer_adapter
-            if self.recovery_adapter:
-                adapters[RECOVERY] = self.recovery_adapter
+            adapters = loaded_adapters(self.adapter, self.answer_adapter, self.recovery_adapter)
             self._backend = open_backend(self.model, n_ctx=self.n_ctx, adapters=adapters)
         return self._backend
 

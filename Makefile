@@ -52,7 +52,7 @@ adapter: $(TRAIN)
 	$(BIN)/edgeagent data synth --bank train --answers --n 800 --seed 5 --out $(ANSWER_DIR)/train.jsonl
 	$(BIN)/edgeagent train --config edgeagent/train/configs/answer-adapter.toml
 	$(BIN)/edgeagent export lora $(ANSWER_DIR)/peft --dtype f16 --out edgeagent/data/answer-adapter.gguf
-	# the recovery adapter (the step after a tool error; about 6 minutes)
+	# the recovery adapter (the step after a tool error; about 6 minutes with bf16, 12 without)
 	$(BIN)/edgeagent data synth --bank train --n 240 --seed 51 --max-offered 4 --retries 0.7 --out $(RECOVERY_DIR)/train.jsonl
 	$(BIN)/edgeagent train --config edgeagent/train/configs/recovery-adapter.toml
 	$(BIN)/edgeagent export lora $(RECOVERY_DIR)/peft --dtype f16 --out edgeagent/data/recovery-adapter.gguf

@@ -431,20 +431,27 @@ def _decode_prefix(body: str) -> tuple[list[Any], list[str]]:
     return items, []
 
 
-_WORD = re.compile(r"\w+")
+_WORD = re.compile(r"[^\W_]+")  # memory_total: two words, as "Memory total"
 _SENTENCE_END = re.compile(r"[.!?]+(?:\s+|$)|\n+")  # not the point inside 12.0
 _WORD_END = re.compile(r"[\s.!?]")
+
+
+#: this many words written again, in order, is an answer restating itself (two results alike,
+#: "Timer 'eggs' set for 5 minutes; it ends at 18:42." and the same for rice, repeat nine)
+RESTATED_WORDS = 12
 
 
 def loop_start(text: str) -> int | None:
     """Where an answer starts going round in circles, or None: the start of the second
     occurrence of four words that now occur a third time ("12.0 * 0.15 = 12.0 * 0.15 = 12.0 *
-    0.15"), or of a sentence (three words or more) written a second time. Cutting there keeps
-    the first occurrence."""
-    words = [(m.group().lower(), m.start()) for m in _WORD.finditer(text)]
+    0.15"), of a sentence (three words or more) written a second time, or of RESTATED_WORDS
+    words written again (a six-field result stated, then "You found 3: cpus: 4, load 1min:
+    0.42, memory_total mb: 8063, ..." again; from the sentence it starts in, where that began
+    after the first occurrence). Cutting there keeps the first occurrence."""
+    words = [(m.group().lower(), m.start(), m.end()) for m in _WORD.finditer(text)]
     seen: dict[tuple[str, ...], list[int]] = {}
     for i in range(len(words) - 3):
-        gram = tuple(w for w, _ in words[i : i + 4])
+        gram = tuple(w for w, _, _ in words[i : i + 4])
         starts = seen.setdefault(gram, [])
         starts.append(words[i][1])
         if len(starts) == 3:
@@ -458,6 +465,14 @@ def loop_start(text: str) -> int | None:
                 return pos
             sentences[sentence] = pos
         pos = end.end()
+    first: dict[tuple[str, ...], int] = {}
+    for i in range(len(words) - RESTATED_WORDS + 1):
+        gram = tuple(w for w, _, _ in words[i : i + RESTATED_WORDS])
+        j = first.setdefault(gram, i)
+        if i >= j + RESTATED_WORDS:  # written again after the first occurrence ended
+            first_end, again = words[j + RESTATED_WORDS - 1][2], words[i][1]
+            starts = [m.end() for m in _SENTENCE_END.finditer(text, first_end, again)]
+            return starts[-1] if starts else again
     return None
 
 

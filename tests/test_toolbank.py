@@ -11,7 +11,13 @@ import pytest
 from edgeagent.demo_tools import DEMO_TOOLS
 from edgeagent.train import toolbank
 from edgeagent.train.data import parse_example
-from edgeagent.train.toolbank import bank_tools, load_bank, split_bank, synthesize_bank
+from edgeagent.train.toolbank import (
+    SAID_AS_NAME,
+    bank_tools,
+    load_bank,
+    split_bank,
+    synthesize_bank,
+)
 
 
 def test_the_bank_is_broad_and_held_out_by_tool():
@@ -105,7 +111,7 @@ def test_make_adapter_synthesizes_the_shipped_adapters_data_byte_for_byte():
     assert digest("train", 150, 3, max_offered=4).startswith("340044953d2141e7")
     assert digest("demo", 150, 2, max_offered=None, missing=0).startswith("fe462b04997d1999")
     # the recovery adapter's data (the step after a tool error)
-    assert digest("train", 240, 51, max_offered=4, retries=0.7).startswith("9d45d74c6d497070")
+    assert digest("train", 240, 51, max_offered=4, retries=0.7).startswith("5a5804cc7a977464")
 
 
 def test_same_tool_examples_ask_one_tool_for_several_values():
@@ -194,6 +200,7 @@ def test_retry_examples_call_again_with_the_value_the_error_suggests():
 
     tools = {b.tool.name: b.tool for b in bank_tools("train")}
     retried = gave_up = 0
+    codes, wordings = 0, set()  # a code said as its name ("Apple" -> AAPL); ways to suggest
     for row in synthesize_bank(bank_tools("train"), 200, seed=9, retries=1.0, masked=0.3):
         example = parse_example(row)
         roles = [m.role for m in example.messages]
@@ -213,14 +220,36 @@ def test_retry_examples_call_again_with_the_value_the_error_suggests():
             assert good not in example.messages[0].content
             if fixed.name in tools:
                 tools[fixed.name].validate(fixed.arguments)
+            said = first.arguments[slot]
+            codes += any(good in names and said.lower()[:3] == names[good].lower()[:3]
+                         for names in SAID_AS_NAME.values())  # fmt: skip
+            message = re.sub(r"'[^']*'", "Q", error.split(": ", 2)[2])
+            wordings.add(message.replace(slot.replace("_", " "), "W"))
         else:  # nothing to try: the model answers with the error
             assert roles == ["user", "assistant", "tool", "assistant"]
             assert error.split("ValueError: ", 1)[1] in example.messages[3].content
             gave_up += 1
     assert retried >= 80 and gave_up >= 30, (retried, gave_up)
+    assert codes >= 3 and len(wordings) >= 15, (codes, sorted(wordings))
     import random
 
     rng = random.Random(0)
     for word in ["Paris", "Union Square", "Dr. Okafor"]:
         typed = [misspelled(word, rng) for _ in range(20)]
         assert all(t != word and abs(len(t) - len(word)) <= 1 for t in typed), typed
+
+
+def test_follow_up_examples_make_one_call_per_reply_each_after_the_last_result():
+    several = single = 0
+    for row in synthesize_bank(bank_tools("train"), 200, seed=5, follow_ups=1.0):
+        example = parse_example(row)
+        replies = [m for m in example.messages if m.role == "assistant"]
+        calls = [m.calls for m in replies if m.calls]
+        assert all(len(c) == 1 for c in calls)  # one call per reply
+        roles = [m.role for m in example.messages]
+        assert roles == ["user"] + ["assistant", "tool"] * len(calls) + ["assistant"]
+        results = [m.content for m in example.messages if m.role == "tool"]
+        assert not any(" failed: " in r or r == '{"ok": true}' for r in results)  # as tools say
+        several += len(calls) > 1
+        single += len(calls) == 1
+    assert several >= 60 and single >= 60, (several, single)

@@ -231,6 +231,27 @@ def test_a_repeated_phrase_is_cut_to_its_first_occurrence(words, times):
     assert loop_start(" ".join(words) + ".") is None  # distinct words: never a loop
 
 
+@given(st.lists(st.text("abcdefgh", min_size=1, max_size=6), min_size=12, max_size=16, unique=True))
+def test_a_dozen_words_written_again_are_cut_from_the_sentence_they_start_in(words):
+    from edgeagent.wireformat import loop_start
+
+    stated = " ".join(words) + "."
+    again = "You found 3: " + " ".join(words[:12]) + " and"
+    assert loop_start(stated + " " + again) == len(stated) + 1
+    assert loop_start(stated + " Then " + " ".join(words[:11]) + ".") is None  # eleven: not yet
+
+
+def test_results_alike_are_not_a_restatement():
+    from edgeagent.wireformat import loop_start
+
+    eggs = "Timer 'eggs' set for 5 minutes; it ends at 18:42."
+    assert loop_start(f"{eggs} {eggs.replace('eggs', 'rice')}") is None
+    device = ("Cpu: 4, Load 1min: 0.42, Memory total mb: 8063, Memory available mb: 5120, Disk "
+              "free GB: 41.3.")  # fmt: skip
+    restated = " You found 3: cpus: 4, load 1min: 0.42, memory_total mb: 8063, memory_available mb"
+    assert loop_start(device + restated) == len(device) + 1  # memory_total reads as two words
+
+
 def test_the_answer_view_folds_this_turns_results_into_the_request():
     from edgeagent.wireformat import ANSWER_CUE, answer_view
 

@@ -247,11 +247,13 @@ class BankSynthesizer(Synthesizer):
         same_tool: bool = False,
         numbers: float = 0.0,
         retries: float = 0.0,
+        follow_ups: float = 0.0,
     ) -> None:
         super().__init__([b.tool for b in bank], seed, max_offered, missing, same_tool)
         self.masked = masked
         self.numbers = numbers
         self.retries = retries
+        self.follow_ups = follow_ups
         self.by_name = {b.tool.name: b for b in bank}
         self.domains: dict[str, list[Tool]] = {}
         for item in bank:
@@ -274,6 +276,8 @@ class BankSynthesizer(Synthesizer):
                 example = self.numbers_example()
             elif self.retries and self.rng.random() < self.retries:
                 example = self.retry_example() or self.example("single")
+            elif self.follow_ups and self.rng.random() < self.follow_ups:
+                example = self.follow_up_example()
             else:
                 example = self.example(self.rng.choice(self.kinds))
             if self.masked and self.rng.random() < self.masked:
@@ -430,12 +434,15 @@ class BankSynthesizer(Synthesizer):
         offers nothing to try and the model answers. Without these the model never retried
         after an error (the answers check: 0 retries)."""
         rng = self.rng
-        picked = self._call_of_kind(RETRY_KINDS)
+        picked = self._call_of_kind(RETRY_KINDS | SAID_AS_NAME.keys())
         if picked is None:
             return None
         tool, slot, call = picked
         good = call.arguments[slot]
-        bad = misspelled(good, rng)
+        named = SAID_AS_NAME.get(self.by_name[tool.name].kinds[slot], {}).get(good)
+        # a code said as the name it stands for ("Apple" for AAPL), sometimes misspelled too
+        bad = misspelled(named, rng) if named and rng.random() < 0.5 else named
+        bad = bad or misspelled(good, rng)
         if bad == good or list(call.arguments.values()).count(good) > 1:
             return None  # "Send Luis's contact to Luis": which Luis was misspelled?
         first = self._with(call, slot, bad)
@@ -455,6 +462,40 @@ class BankSynthesizer(Synthesizer):
             Message("tool", json.dumps({"ok": True}), name=tool.name),
             Message("assistant", rng.choice(DONE)),
         ])  # fmt: skip
+
+    def follow_up_example(self) -> Example:
+        """Calls made one reply at a time, each after the last one's result: half the time a
+        request for two or three things (the next call is what the request still asks), else
+        one thing (after its result, the answer). For the adapter that takes the step after tool
+        results: a model that writes one call per reply still does all it was asked, and stops
+        when it is done. Results are shaped as tools return them, not `{"ok": true}`."""
+        rng = self.rng
+        if rng.random() < 0.5:
+            kind = rng.choice(["parallel", "parallel_same"])
+            if kind == "parallel_same" and rng.random() < 0.6:
+                example = self.values_example()
+            else:
+                example = Synthesizer.example(self, kind)
+        else:
+            example = Synthesizer.example(self, "single")
+        ask, reply = example.messages[0], example.messages[1]
+        if not reply.calls:
+            return example
+        messages = [ask]
+        for call in reply.calls:
+            messages += [Message("assistant", calls=[call]),
+                         Message("tool", self._result(call), name=call.name)]  # fmt: skip
+        return Example(example.tools, [*messages, Message("assistant", rng.choice(DONE))])
+
+    def _result(self, call: ToolCall) -> str:
+        """A successful result of `call` as the runtime shows it (an object, a sentence, a list,
+        a number), from the answer adapter's data (edgeagent.train.answers)."""
+        from edgeagent.train.answers import result_and_answer
+
+        while True:
+            content, _ = result_and_answer(call, self.rng)
+            if not (" failed: " in content or " not run" in content or "declined" in content):
+                return content
 
     def _call_of_kind(self, kinds: Collection[str]) -> tuple[Tool, str, ToolCall] | None:
         """A bank tool with a slot of one of `kinds`, that slot, and a call that says it."""
@@ -544,14 +585,22 @@ RETRY_KINDS = {
     "company", "ingredient", "room", "device", "team", "airport", "cuisine", "dish", "username",
     "medication", "exercise", "plant", "station", "course", "file", "folder",
 }  # fmt: skip
-#: Errors that name the value to try instead ({what}: the parameter, in words).
+#: Codes a tool takes where people say the name they stand for: the error suggests the code.
+SAID_AS_NAME = {
+    "ticker": {"AAPL": "Apple", "MSFT": "Microsoft", "TSLA": "Tesla", "NVDA": "Nvidia",
+               "AMZN": "Amazon", "GOOG": "Google"},
+    "airport": {"JFK": "Kennedy", "LHR": "Heathrow", "CDG": "Charles de Gaulle",
+                "NRT": "Narita", "SFO": "San Francisco", "FRA": "Frankfurt", "SIN": "Changi"},
+}  # fmt: skip
+#: Errors that name the value to try instead ({what}: the parameter, in words): each way of
+#: saying "not known" with each way of suggesting, so that no one wording is learnt as the cue.
 SUGGESTIONS = [
-    "unknown {what} '{bad}'; did you mean '{good}'?",
-    "no {what} named '{bad}'. Did you mean '{good}'?",
-    "'{bad}' not found; the closest {what} is '{good}'",
-    "{what} '{bad}' is not recognised (try '{good}')",
-    "could not find '{bad}'. Closest match: '{good}'",
-]
+    unknown + hint
+    for unknown in ("unknown {what} '{bad}'", "no {what} named '{bad}'", "'{bad}' not found",
+                    "could not find '{bad}'", "{what} '{bad}' is not recognised")
+    for hint in ("; did you mean '{good}'?", ". Did you mean '{good}'?", " (try '{good}')",
+                 ". Closest match: '{good}'", "; the closest {what} is '{good}'")
+]  # fmt: skip
 #: Errors that offer nothing to try: the model says what went wrong.
 DEAD_ENDS = [
     "unknown {what} '{bad}'",
@@ -673,10 +722,11 @@ def synthesize_bank(
     same_tool: bool = False,
     numbers: float = 0.0,
     retries: float = 0.0,
+    follow_ups: float = 0.0,
 ) -> list[dict[str, Any]]:
     """n canonical examples over the bank's tools, deterministic for a seed."""
     synth = BankSynthesizer(
-        bank, seed, max_offered, siblings, missing, masked, same_tool, numbers, retries
+        bank, seed, max_offered, siblings, missing, masked, same_tool, numbers, retries, follow_ups
     )
     examples = synth.examples(n)
     return [example_to_dict(e) for e in examples]

@@ -237,19 +237,3 @@ def test_retry_examples_call_again_with_the_value_the_error_suggests():
     for word in ["Paris", "Union Square", "Dr. Okafor"]:
         typed = [misspelled(word, rng) for _ in range(20)]
         assert all(t != word and abs(len(t) - len(word)) <= 1 for t in typed), typed
-
-
-def test_follow_up_examples_make_one_call_per_reply_each_after_the_last_result():
-    several = single = 0
-    for row in synthesize_bank(bank_tools("train"), 200, seed=5, follow_ups=1.0):
-        example = parse_example(row)
-        replies = [m for m in example.messages if m.role == "assistant"]
-        calls = [m.calls for m in replies if m.calls]
-        assert all(len(c) == 1 for c in calls)  # one call per reply
-        roles = [m.role for m in example.messages]
-        assert roles == ["user"] + ["assistant", "tool"] * len(calls) + ["assistant"]
-        results = [m.content for m in example.messages if m.role == "tool"]
-        assert not any(" failed: " in r or r == '{"ok": true}' for r in results)  # as tools say
-        several += len(calls) > 1
-        single += len(calls) == 1
-    assert several >= 60 and single >= 60, (several, single)

@@ -145,13 +145,6 @@ def _print_report(report: Any, max_problems: int, as_json: bool) -> None:
     "with it, otherwise it answers with the error.",
 )
 @click.option(
-    "--follow-ups",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    help="With --bank: this share of examples makes its calls one reply at a time, each after "
-    "the last one's result, then answers (for the adapter that takes the step after results).",
-)
-@click.option(
     "--answers",
     is_flag=True,
     help="With --bank: examples of answers after tool results (a call, its made-up result, an "
@@ -171,7 +164,6 @@ def synth(
     same_tool: bool,
     numbers: float,
     retries: float,
-    follow_ups: float,
     answers: bool,
     out: Path,
     as_json: bool,
@@ -202,12 +194,12 @@ def synth(
         else:
             examples = synthesize_bank(
                 bank_items, count, seed, max_offered, siblings, missing, masked, same_tool,
-                numbers, retries, follow_ups,
+                numbers, retries,
             )  # fmt: skip
     else:
-        if siblings or masked or numbers or retries or follow_ups or answers:
+        if siblings or masked or numbers or retries or answers:
             raise click.UsageError(
-                "--siblings, --masked, --numbers, --retries, --follow-ups and --answers need --bank"
+                "--siblings, --masked, --numbers, --retries and --answers need --bank"
             )
         tools = (
             load_tool_list(source) if source and source.endswith(".json") else load_tools(source)

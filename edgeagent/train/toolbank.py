@@ -247,13 +247,11 @@ class BankSynthesizer(Synthesizer):
         same_tool: bool = False,
         numbers: float = 0.0,
         retries: float = 0.0,
-        follow_ups: float = 0.0,
     ) -> None:
         super().__init__([b.tool for b in bank], seed, max_offered, missing, same_tool)
         self.masked = masked
         self.numbers = numbers
         self.retries = retries
-        self.follow_ups = follow_ups
         self.by_name = {b.tool.name: b for b in bank}
         self.domains: dict[str, list[Tool]] = {}
         for item in bank:
@@ -276,8 +274,6 @@ class BankSynthesizer(Synthesizer):
                 example = self.numbers_example()
             elif self.retries and self.rng.random() < self.retries:
                 example = self.retry_example() or self.example("single")
-            elif self.follow_ups and self.rng.random() < self.follow_ups:
-                example = self.follow_up_example()
             else:
                 example = self.example(self.rng.choice(self.kinds))
             if self.masked and self.rng.random() < self.masked:
@@ -462,40 +458,6 @@ class BankSynthesizer(Synthesizer):
             Message("tool", json.dumps({"ok": True}), name=tool.name),
             Message("assistant", rng.choice(DONE)),
         ])  # fmt: skip
-
-    def follow_up_example(self) -> Example:
-        """Calls made one reply at a time, each after the last one's result: half the time a
-        request for two or three things (the next call is what the request still asks), else
-        one thing (after its result, the answer). For the adapter that takes the step after tool
-        results: a model that writes one call per reply still does all it was asked, and stops
-        when it is done. Results are shaped as tools return them, not `{"ok": true}`."""
-        rng = self.rng
-        if rng.random() < 0.5:
-            kind = rng.choice(["parallel", "parallel_same"])
-            if kind == "parallel_same" and rng.random() < 0.6:
-                example = self.values_example()
-            else:
-                example = Synthesizer.example(self, kind)
-        else:
-            example = Synthesizer.example(self, "single")
-        ask, reply = example.messages[0], example.messages[1]
-        if not reply.calls:
-            return example
-        messages = [ask]
-        for call in reply.calls:
-            messages += [Message("assistant", calls=[call]),
-                         Message("tool", self._result(call), name=call.name)]  # fmt: skip
-        return Example(example.tools, [*messages, Message("assistant", rng.choice(DONE))])
-
-    def _result(self, call: ToolCall) -> str:
-        """A successful result of `call` as the runtime shows it (an object, a sentence, a list,
-        a number), from the answer adapter's data (edgeagent.train.answers)."""
-        from edgeagent.train.answers import result_and_answer
-
-        while True:
-            content, _ = result_and_answer(call, self.rng)
-            if not (" failed: " in content or " not run" in content or "declined" in content):
-                return content
 
     def _call_of_kind(self, kinds: Collection[str]) -> tuple[Tool, str, ToolCall] | None:
         """A bank tool with a slot of one of `kinds`, that slot, and a call that says it."""
@@ -722,11 +684,10 @@ def synthesize_bank(
     same_tool: bool = False,
     numbers: float = 0.0,
     retries: float = 0.0,
-    follow_ups: float = 0.0,
 ) -> list[dict[str, Any]]:
     """n canonical examples over the bank's tools, deterministic for a seed."""
     synth = BankSynthesizer(
-        bank, seed, max_offered, siblings, missing, masked, same_tool, numbers, retries, follow_ups
+        bank, seed, max_offered, siblings, missing, masked, same_tool, numbers, retries
     )
     examples = synth.examples(n)
     return [example_to_dict(e) for e in examples]

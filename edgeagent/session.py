@@ -99,7 +99,7 @@ class Session:
                 kind = ""
                 with agent._lock:
                     agent._check_interrupt()
-                    pieces = self._generate(tools, allow_answer, allow_calls, stats, step == 0)
+                    pieces = self._generate(tools, allow_answer, allow_calls, stats)
                     try:
                         for piece in pieces:
                             agent._check_interrupt()
@@ -181,9 +181,8 @@ class Session:
         yield RunFinished(result)
 
     def _generate(
-        self, tools: list[Tool], allow_answer: bool, allow_calls: bool, stats: GenerationStats,
-        first: bool,
-    ) -> Generator[str, None, None]:  # fmt: skip
+        self, tools: list[Tool], allow_answer: bool, allow_calls: bool, stats: GenerationStats
+    ) -> Generator[str, None, None]:
         agent = self.agent
         backend = agent.backend
         rendered: dict[int, list[int]] = {}
@@ -204,6 +203,8 @@ class Session:
                 hint="shorten the prompt, offer fewer tools, or raise n_ctx",
             )
         max_tokens = min(agent.max_tokens, room)
+        # the turn's first reply answers the user's message; later ones follow tool results
+        first = not self.messages or self.messages[-1].role != "tool"
         request = Request(prompt, tools, allow_answer, allow_calls, max_tokens, stats, first)
         yield from agent.replies.generate(self, request)
 

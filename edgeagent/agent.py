@@ -231,9 +231,7 @@ class Agent:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            adapters: dict[str, str | Path] = dict(
-                loaded_adapters(self.adapter, self.answer_adapter, self.recovery_adapter)
-            )
+            adapters = loaded_adapters(self.adapter, self.answer_adapter, self.recovery_adapter)
             if self.decoupled:
                 adapters = dict(self.decoupled.backend_adapters())
             self._backend = open_backend(

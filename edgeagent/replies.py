@@ -42,7 +42,7 @@ RECOVERY = "recovery"
 
 def loaded_adapters(
     adapter: Path | None, answers: Path | None, recovery: Path | None
-) -> dict[str, Path]:
+) -> dict[str, str | Path]:
     """The adapters a backend loads for an agent, under the names the strategies switch by."""
     named = {ADAPTER: adapter, ANSWERS: answers, RECOVERY: recovery}
     return {name: path for name, path in named.items() if path}

@@ -224,7 +224,7 @@ def test_retry_examples_call_again_with_the_value_the_error_suggests():
             codes += any(good in names and said.lower()[:3] == names[good].lower()[:3]
                          for names in SAID_AS_NAME.values())  # fmt: skip
             message = re.sub(r"'[^']*'", "Q", error.split(": ", 2)[2])
-            wordings.add(message.replace(slot.replace("_", " "), "W"))
+            wordings.add(re.sub(rf"\b{re.escape(slot.replace('_', ' '))}\b", "W", message))
         else:  # nothing to try: the model answers with the error
             assert roles == ["user", "assistant", "tool", "assistant"]
             assert error.split("ValueError: ", 1)[1] in example.messages[3].content

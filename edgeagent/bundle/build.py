@@ -212,12 +212,9 @@ def _place_adapters(
         manifest.adapter_base_sha256 = adapter_base_sha256(dest)
         if is_default_adapter(adapter):
             manifest.adapter_kind = "general"
-            if ANSWER_ADAPTER.exists():  # the shipped answer adapter goes with it
-                shutil.copyfile(ANSWER_ADAPTER, work / "adapters" / ANSWER_ADAPTER.name)
-                manifest.answer_adapter = f"adapters/{ANSWER_ADAPTER.name}"
-            if RECOVERY_ADAPTER.exists():  # and the recovery adapter
-                shutil.copyfile(RECOVERY_ADAPTER, work / "adapters" / RECOVERY_ADAPTER.name)
-                manifest.recovery_adapter = f"adapters/{RECOVERY_ADAPTER.name}"
+            # the shipped answer and recovery adapters go with it
+            manifest.answer_adapter = _copy_shipped(ANSWER_ADAPTER, work)
+            manifest.recovery_adapter = _copy_shipped(RECOVERY_ADAPTER, work)
     if decoupled:
         from edgeagent.decoupled import DecoupledAdapters
 
@@ -305,6 +302,14 @@ edgeagent verify .            # manifest, every SHA-256, fits {target.full_name}
 In Python: `Agent.from_bundle("path/to/this/folder").run("...")`.
 """
     write_synced(work / "README.md", text)
+
+
+def _copy_shipped(shipped: Path, work: Path) -> str | None:
+    """A shipped companion adapter copied into the bundle: its path there, None if absent."""
+    if not shipped.exists():
+        return None
+    shutil.copyfile(shipped, work / "adapters" / shipped.name)
+    return f"adapters/{shipped.name}"
 
 
 def _adapter_line(m: Manifest) -> str:

@@ -436,9 +436,10 @@ class BankSynthesizer(Synthesizer):
         tool, slot, call = picked
         good = call.arguments[slot]
         named = SAID_AS_NAME.get(self.by_name[tool.name].kinds[slot], {}).get(good)
-        # a code said as the name it stands for ("Apple" for AAPL), sometimes misspelled too
-        bad = misspelled(named, rng) if named and rng.random() < 0.5 else named
-        bad = bad or misspelled(good, rng)
+        if named:  # a code said as the name it stands for ("Apple" for AAPL), sometimes misspelled
+            bad = misspelled(named, rng) if rng.random() < 0.5 else named
+        else:
+            bad = misspelled(good, rng)
         if bad == good or list(call.arguments.values()).count(good) > 1:
             return None  # "Send Luis's contact to Luis": which Luis was misspelled?
         first = self._with(call, slot, bad)

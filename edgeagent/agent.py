@@ -95,6 +95,7 @@ class Agent:
         max_steps: int = 4,
         max_tokens: int = 256,
         max_calls: int = DEFAULT_MAX_CALLS,
+        propose_calls: bool = True,
         max_string_chars: int = DEFAULT_MAX_STRING_CHARS,
         max_result_chars: int = DEFAULT_MAX_RESULT_CHARS,
         sampling: SamplingParams | None = None,
@@ -153,6 +154,9 @@ class Agent:
         self.max_steps = max_steps
         self.max_tokens = max_tokens
         self.max_calls = max_calls
+        #: after the first reply's calls, ask the model for one more while the request grounds
+        #: each (edgeagent.replies.propose_calls; it is what makes two calls of one request)
+        self.propose_calls = propose_calls
         self.max_string_chars = max_string_chars
         self.max_result_chars = max_result_chars
         self.sampling = sampling or SamplingParams()
@@ -340,7 +344,8 @@ class Agent:
             "model": self.model, "adapter": self.adapter, "base_answers": self._base_answers,
             "backend": self.backend, "n_ctx": self.n_ctx, "instructions": self.instructions,
             "max_steps": self.max_steps, "max_tokens": self.max_tokens,
-            "max_calls": self.max_calls, "max_string_chars": self.max_string_chars,
+            "max_calls": self.max_calls, "propose_calls": self.propose_calls,
+            "max_string_chars": self.max_string_chars,
             "max_result_chars": self.max_result_chars, "sampling": self.sampling,
             "constrained": self.constrained, "tool_choice": self.tool_choice,
             "memory": self._memory_arg, "confirm": self.confirm,

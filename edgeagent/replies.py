@@ -17,7 +17,9 @@ evaluates the finished turn while the user reads, so the next turn starts at onc
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator
+import json
+import math
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -26,8 +28,21 @@ from edgeagent.backends import AdapterSwitching, GenerationStats, PromptCaching,
 from edgeagent.context import split_turns
 from edgeagent.decoupled import two_phase
 from edgeagent.errors import Interrupted
+from edgeagent.grounding import grounded, unsaid
 from edgeagent.tools import Tool, is_failure
-from edgeagent.wireformat import answer_view, reply_kind
+from edgeagent.wireformat import (
+    CALL_OPEN,
+    CALLS_END,
+    CallStream,
+    Message,
+    ToolCall,
+    answer_view,
+    first_call_end,
+    format_calls,
+    next_call_grammar,
+    parse_reply,
+    reply_kind,
+)
 
 if TYPE_CHECKING:
     from edgeagent.agent import Agent, Session
@@ -85,10 +100,14 @@ class OneModel:
         grammar = (
             agent.grammar(r.allow_answer, r.allow_calls, r.tools) if agent.constrained else None
         )
-        yield from agent.backend.generate(
-            r.prompt, grammar=grammar, sampling=r.sampling(agent), max_tokens=r.max_tokens,
-            stats=r.stats,
-        )  # fmt: skip
+        sampling = r.sampling(agent)
+        pieces = agent.backend.generate(
+            r.prompt, grammar=grammar, sampling=sampling, max_tokens=r.max_tokens, stats=r.stats
+        )
+        if not (agent.constrained and r.allow_calls):
+            yield from pieces
+            return
+        yield from asked_calls(agent, r, user_request(session.messages), pieces, sampling)
 
     def after_answer(self, session: Session, tools: list[Tool]) -> None:
         pass
@@ -167,6 +186,104 @@ class Decoupled(OneModel):
             max_string_chars=agent.max_string_chars,
             stats=r.stats,
         )
+
+
+def asked_calls(
+    agent: Agent,
+    r: Request,
+    request: str,
+    pieces: Iterator[str],
+    sampling: SamplingParams,
+) -> Generator[str, None, None]:
+    """A reply under the grammar, and on the turn's first reply the calls the model writes when
+    asked for one more (`propose_calls`). An answer and the first call stream as the model
+    writes them; the calls after it are sent once the reply is final (a copy of an earlier call
+    is cut, as CallStream does)."""
+    stream = CallStream()  # stops at a copy of an earlier call, and cuts it
+    sent, first_end = 0, None
+    try:
+        for piece in pieces:
+            if not stream.text and not piece.startswith(CALL_OPEN[: len(piece)]):
+                yield piece  # an answer, as it comes
+                yield from pieces
+                return
+            going = stream.feed(piece)
+            if first_end is None:
+                first_end = first_call_end(stream.text)
+                upto = len(stream.text) if first_end is None else first_end
+                if upto > sent:
+                    yield stream.text[sent:upto]
+                    sent = upto
+            if not going:
+                break
+    finally:
+        if isinstance(pieces, Generator):  # stops the backend's generation
+            pieces.close()
+    if first_end is None:  # a call the length limit cut
+        return
+    calls = parse_reply(stream.text, r.tools).calls[: agent.max_calls]
+    if r.first and agent.propose_calls:
+        calls += propose_calls(agent, r, request, calls, sampling)
+    more = "".join(", " + json.dumps(c.to_dict(), ensure_ascii=False) for c in calls[1:])
+    yield more + CALLS_END
+
+
+def propose_calls(
+    agent: Agent, r: Request, request: str, calls: list[ToolCall], sampling: SamplingParams
+) -> list[ToolCall]:
+    """Calls the model writes when its reply is continued after `calls` with `, `, steered off
+    copies of them, for as long as each is grounded in the request (up to agent.max_calls).
+    A small model asked for two things writes one call and ends the list, or writes the first
+    again (BFCL parallel: 0.04 without this); asked for one more, it writes the second thing
+    asked for, or a made-up call the grounding turns away."""
+    backend = agent.backend
+    if not getattr(backend, "steers_copies", True):
+        return []
+    grammar = next_call_grammar(agent.grammar(False, True, r.tools))
+    found: list[ToolCall] = []
+    while len(calls) + len(found) < agent.max_calls:
+        agent._check_interrupt()
+        so_far = calls + found
+        written = format_calls(so_far)[: -len(CALLS_END)] + ", "
+        stats = GenerationStats()
+        steer = replace(sampling, call_threshold=0.0, repeated_call_margin=math.inf,
+                        continues=written)  # fmt: skip
+        pieces = backend.generate(
+            r.prompt + backend.tokenize(written), grammar=grammar, sampling=steer,
+            max_tokens=r.max_tokens, stats=stats,
+        )  # fmt: skip
+        text = ""
+        try:
+            for piece in pieces:
+                text += piece
+                if piece.rstrip().endswith(",") and _unsaid_so_far(text, so_far, request):
+                    break  # a value written in full that the request does not say: stop here
+        finally:
+            if isinstance(pieces, Generator):
+                pieces.close()
+        r.stats.completion_tokens += stats.completion_tokens
+        r.stats.decode_s += stats.prompt_eval_s + stats.decode_s
+        new = parse_reply(written + text, r.tools).calls[len(so_far) :]
+        if not new or not grounded(new[0], so_far, request):
+            break
+        found.append(new[0])
+    return found
+
+
+def _unsaid_so_far(text: str, earlier: list[ToolCall], request: str) -> bool:
+    """Whether a proposed call cut after a comma already has a value the request does not say
+    (the arguments written in full so far; a comma inside a string or a list tells nothing)."""
+    try:
+        partial = json.loads(text.rstrip().removesuffix(",") + "}}")
+        call = ToolCall(str(partial["name"]), dict(partial["arguments"]))
+    except (ValueError, KeyError, TypeError):
+        return False
+    return bool(unsaid(call, earlier, request))
+
+
+def user_request(messages: list[Message]) -> str:
+    """What the user asked in this turn: the last user message."""
+    return next((m.content for m in reversed(messages) if m.role == "user"), "")
 
 
 def base_answer(session: Session, r: Request, this_turn: bool = False) -> Request:

@@ -29,6 +29,8 @@ from edgeagent.tools import Tool, is_failure
 
 CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"
+#: the end of a calling reply: the list, then the tag
+CALLS_END = "]" + CALL_CLOSE
 DEFAULT_MAX_CALLS = 4
 # An answer may not start with whitespace (str.isspace() chars) or control characters.
 _SPACES = r"\x00-\x20\x7F\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
@@ -289,6 +291,33 @@ def build_grammar(
                 raise GrammarError(f"{t.name}: its arguments must be an object schema")
         lines.append(rules)
     return "\n".join([f"root ::= {' | '.join(branches)}", *lines])
+
+
+def next_call_grammar(calls_grammar: str) -> str:
+    """From a calls-only grammar (`build_grammar(..., allow_answer=False)`, built or precompiled):
+    one more call of the same tools and the end of the list, the continuation of a calling
+    reply after `, ` (edgeagent.replies.propose_calls)."""
+    lines = [
+        f'calls ::= call "]{CALL_CLOSE}"' if line.startswith("calls ::= ") else line
+        for line in calls_grammar.splitlines()
+    ]
+    if lines[0] != "root ::= calls":
+        raise ValueError("next_call_grammar takes a grammar of calls only")
+    return "\n".join(lines)
+
+
+def first_call_end(text: str) -> int | None:
+    """Where the first call of a calling reply ends (after its closing brace), once it is whole."""
+    if not text.startswith(CALL_OPEN + "["):
+        return None
+    start = text.find("{", len(CALL_OPEN) + 1)
+    if start < 0:
+        return None
+    try:
+        _, end = json.JSONDecoder().raw_decode(text, start)
+    except json.JSONDecodeError:
+        return None
+    return end
 
 
 _NAME_KEY = '{"name": '

@@ -13,7 +13,9 @@ from edgeagent.errors import ContextOverflowError
 
 
 class ScriptedBackend:
-    """Replies from a script, one per generation; records the grammar it was given."""
+    """Replies from a script, one per generation; records the grammar it was given. Asked for
+    one more call (a continuation, edgeagent.replies.propose_calls) it writes what `proposals`
+    holds, else nothing."""
 
     name = "scripted"
     model_path = "scripted"
@@ -23,6 +25,7 @@ class ScriptedBackend:
         self.n_ctx = n_ctx
         self.grammars: list[str | None] = []
         self.prompts: list[list[int]] = []
+        self.proposals: list[str] = []
 
     def tokenize(self, text: str) -> list[int]:
         return [ord(c) for c in text]
@@ -36,6 +39,10 @@ class ScriptedBackend:
     def generate(
         self, prompt, *, grammar, sampling: SamplingParams, max_tokens, stats: GenerationStats
     ) -> Iterator[str]:
+        if sampling.continues:
+            yield from self.proposals[:1]
+            del self.proposals[:1]
+            return
         self.grammars.append(grammar)
         self.prompts.append(prompt)
         stats.prompt_tokens = len(prompt)

@@ -30,7 +30,8 @@ def test_the_threshold_holds_back_only_the_turns_first_call():
         thresholds: list[float] = []
 
         def generate(self, prompt, *, sampling, **kw):
-            self.thresholds.append(sampling.call_threshold)
+            if not sampling.continues:  # not the one more call the agent asks for
+                self.thresholds.append(sampling.call_threshold)
             return super().generate(prompt, sampling=sampling, **kw)
 
     backend = Recording([call("broken", '{"x": 1}'), call("broken", '{"x": 2}'), "It failed."])

@@ -28,6 +28,10 @@ class SamplingParams:
     #: grammar admits is taken instead if its logit is within this margin of the chosen one's
     #: (0: off). A copy that is never this close is still written (and dropped by the agent).
     repeated_call_margin: float = 0.0
+    #: the text of a calling reply written before this generation (its prompt ends with it:
+    #: a continuation, edgeagent.replies.propose_calls): the copy steering counts its calls as
+    #: earlier calls of the reply
+    continues: str = ""
 
 
 @dataclass

@@ -387,7 +387,8 @@ class LlamaCppBackend:
         start = time.perf_counter()
         first_at = 0.0
         # the reply's text, kept only for the copy steering (SamplingParams.repeated_call_margin)
-        steer, text = matcher is not None and sampling.repeated_call_margin > 0, ""
+        steer = matcher is not None and sampling.repeated_call_margin > 0
+        text = sampling.continues if steer else ""
         stats.stop_reason = "length"
         if stats.probe_tokens:
             stats.call_mass, stats.probes = None, []
@@ -465,10 +466,11 @@ class LlamaCppBackend:
         if not copies(token):
             return token
         allowed = matcher.mask(logits)
+        margin = sampling.repeated_call_margin  # inf: any token the grammar admits
         top = np.argpartition(-allowed, _ALTERNATIVES)[:_ALTERNATIVES]
         for t in top[np.argsort(-allowed[top])]:
-            if logits[token] - allowed[t] > sampling.repeated_call_margin:
-                break  # also ends at the grammar's -inf
+            if not np.isfinite(allowed[t]) or logits[token] - allowed[t] > margin:
+                break  # past what the grammar admits, or too far below the copy
             if not copies(int(t)):
                 return int(t)
         return token

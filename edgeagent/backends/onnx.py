@@ -166,6 +166,9 @@ class OnnxBackend:
     """The Backend protocol over an ONNX model folder."""
 
     name = "onnxruntime"
+    #: SamplingParams.repeated_call_margin and .continues are not implemented here: asked for
+    #: one more call, the model would write its first again (edgeagent.replies.propose_calls)
+    steers_copies = False
 
     def __init__(self, folder: str | Path, n_ctx: int = 2048, n_threads: int | None = None) -> None:
         import llguidance

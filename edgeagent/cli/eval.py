@@ -64,6 +64,11 @@ from edgeagent.errors import EdgeAgentError
     is_flag=True,
     help="Also: perplexity and no-tool answers, adapter on vs off (forgetting).",
 )
+@click.option(
+    "--no-propose-calls",
+    is_flag=True,
+    help="Replies as the model ends them: no extra call asked for after the first reply's calls.",
+)
 @click.option("--n-ctx", type=click.IntRange(min=64), default=4096, show_default=True)
 @json_option
 def command(
@@ -82,6 +87,7 @@ def command(
     coherence: bool,
     answers_check: bool,
     regression: bool,
+    no_propose_calls: bool,
     n_ctx: int,
     as_json: bool,
 ) -> None:
@@ -132,6 +138,7 @@ def command(
                 adapter=use_adapter,
                 grammar=use_grammar,
                 progress=lambda i, r: bar and bar.update(1, r),
+                propose_calls=not no_propose_calls,
             )
         rep.skipped = skipped
         if coherence:

@@ -153,9 +153,11 @@ class Evaluator:
         progress: Callable[[int, CaseResult], None] = lambda i, r: None,
         call_threshold: float | None = None,
         repeated_call_margin: float | None = None,
+        propose_calls: bool = True,
     ) -> EvalReport:
         """`call_threshold` None: the configuration's own (the shipped adapter's calibrated
-        one with it, 0 otherwise); `repeated_call_margin` None: SamplingParams' default."""
+        one with it, 0 otherwise); `repeated_call_margin` None: SamplingParams' default;
+        `propose_calls` as Agent's."""
         adapter = adapter and self.adapter is not None
         if self.adapter is not None:
             self.backend.set_adapters({ADAPTER: 1.0} if adapter else {})
@@ -172,7 +174,7 @@ class Evaluator:
         results = []
         for i, case in enumerate(cases):
             try:
-                result = self.run_case(case, grammar, sampling)
+                result = self.run_case(case, grammar, sampling, propose_calls)
             except EdgeAgentError as exc:
                 # a case the agent cannot run (a schema no grammar states, a question longer
                 # than the context) is scored as a failure with its reason; the run goes on
@@ -184,13 +186,20 @@ class Evaluator:
         return report(name, self.model, adapter, grammar, results)
 
     def run_case(
-        self, case: EvalCase, grammar: bool = True, sampling: SamplingParams | None = None
+        self,
+        case: EvalCase,
+        grammar: bool = True,
+        sampling: SamplingParams | None = None,
+        propose_calls: bool = True,
     ) -> CaseResult:
         from edgeagent.wireformat import CALL_OPEN, parse_reply
 
         tools = function_tools(case.functions)
         start = time.perf_counter()
-        text, stats = first_reply(self.backend, tools, case.question, grammar, sampling=sampling)
+        text, stats = first_reply(
+            self.backend, tools, case.question, grammar, sampling=sampling,
+            propose_calls=propose_calls,
+        )  # fmt: skip
         latency = time.perf_counter() - start
         reply = parse_reply(text, tools)
         calls: list[Call] = [(c.name, c.arguments) for c in reply.calls]
@@ -217,22 +226,29 @@ class Evaluator:
 def first_reply(
     backend: Any, tools: list[Tool], question: str, grammar: bool = True,
     max_tokens: int = MAX_REPLY_TOKENS, sampling: SamplingParams | None = None,
+    propose_calls: bool = True,
 ) -> tuple[str, GenerationStats]:  # fmt: skip
     """The agent's first reply to `question` with `tools` offered (tool_choice auto, greedy),
-    stopped as the agent stops it (a repeated call); its text and generation figures."""
+    stopped as the agent stops it (a repeated call), its later calls kept and proposed as the
+    agent does (edgeagent.replies.asked_calls); its text and generation figures."""
     from edgeagent.agent import Agent
+    from edgeagent.replies import Request, asked_calls
     from edgeagent.wireformat import CallStream, Message
 
-    agent = Agent(tools, backend=backend, constrained=grammar)
+    agent = Agent(tools, backend=backend, constrained=grammar, propose_calls=propose_calls)
     prompt = backend.tokenize(agent.render([Message("user", question)]))
     stats, stream = GenerationStats(probe_tokens=PROBE_TOKENS if grammar else 0), CallStream()
+    sampling = sampling or SamplingParams()
     pieces = backend.generate(
         prompt,
         grammar=agent.grammar(allow_answer=True, allow_calls=True) if grammar else None,
-        sampling=sampling or SamplingParams(),
+        sampling=sampling,
         max_tokens=max_tokens,
         stats=stats,
     )
+    if grammar:
+        r = Request(prompt, tools, True, True, max_tokens, stats)
+        pieces = asked_calls(agent, r, question, pieces, sampling)
     for piece in pieces:
         if not stream.feed(piece):
             break

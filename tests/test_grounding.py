@@ -1,0 +1,172 @@
+"""A proposed extra call is kept only where the request says its new values."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edgeagent.grounding import grounded, said
+from edgeagent.wireformat import ToolCall
+
+
+def timer(minutes: int, label: str) -> ToolCall:
+    return ToolCall("set_timer", {"minutes": minutes, "label": label})
+
+
+TWO_TIMERS = "Set a timer for 5 minutes for the eggs and another for 10 minutes for the rice"
+
+
+def test_the_second_thing_asked_for_is_grounded():
+    assert grounded(timer(10, "rice"), [timer(5, "eggs")], TWO_TIMERS)
+    factorial = [ToolCall("factorial", {"number": 5})]
+    assert grounded(ToolCall("factorial", {"number": 10}), factorial, "Factorial of 5,10 and 15.")
+
+
+def test_made_up_values_and_values_already_used_are_not():
+    assert not grounded(timer(10, "pasta"), [timer(12, "pasta")], "A 12 minute pasta timer")
+    # the only "3" is the first call's distance: charge 3 is made up
+    field = ToolCall("field", {"charge": 2, "distance": 3})
+    ask = "The electric field for charge 2 at distance 3"
+    assert not grounded(ToolCall("field", {"charge": 3, "distance": 3}), [field], ask)
+    # said twice, used once: the second use is grounded
+    km = ToolCall("convert", {"value": 5, "from": "km", "to": "mi"})
+    swap = ToolCall("convert", {"value": 5, "from": "mi", "to": "km"})
+    assert grounded(swap, [km], "Convert 5 km to mi and 5 mi to km")
+    assert not grounded(swap, [km], "Convert 5 km to mi")
+
+
+def test_a_copy_or_a_call_new_only_in_a_flag_is_not_grounded():
+    first = ToolCall("get_case", {"number": "XY12", "history": False})
+    assert not grounded(first, [first], "Get case XY12")
+    assert not grounded(ToolCall("get_case", {"number": "XY12", "history": True}), [first],
+                        "Get case XY12, with its history")  # fmt: skip
+
+
+def test_another_tool_needs_all_its_values_said():
+    weather = ToolCall("weather", {"city": "Paris"})
+    assert grounded(ToolCall("time", {"city": "Oslo"}), [weather], "Weather in Paris, time in Oslo")
+    assert not grounded(ToolCall("time", {"city": "Rome"}), [weather], "Weather in Paris")
+    assert grounded(ToolCall("lock_door", {}), [weather], "Weather in Paris, and lock the door")
+
+
+def test_numbers_are_matched_as_numbers():
+    assert said(1200, "Move $1,200 to savings") == 1
+    assert said(5.0, "for 5 minutes") == 1
+    assert said(5, "5.5 km") == 0 and said(5, "15 km") == 0 and said(0.5, "10.5") == 0
+    assert said("Rice", "the rice and the RICE") == 2
+
+
+@given(
+    name=st.sampled_from(["a", "b"]),
+    args=st.dictionaries(
+        st.sampled_from(["x", "y", "z"]),
+        st.one_of(st.integers(-99, 99), st.text(max_size=8), st.booleans(), st.none()),
+    ),
+    request_text=st.text(max_size=60),
+)
+def test_a_copy_of_an_earlier_call_is_never_grounded(name, args, request_text):
+    call = ToolCall(name, args)
+    assert not grounded(ToolCall(name, dict(args)), [call], request_text)
+
+
+@given(
+    values=st.lists(st.integers(0, 10_000), min_size=2, max_size=4, unique=True),
+    words=st.lists(
+        st.sampled_from(["eggs", "rice", "pasta", "tea"]), min_size=2, max_size=2, unique=True
+    ),  # fmt: skip
+)
+def test_calls_built_from_the_request_are_grounded_and_changed_values_are_not(values, words):
+    first, second = values[0], values[1]
+    ask = f"Set {first} minutes for {words[0]} and {second} minutes for {words[1]}"
+    assert grounded(timer(second, words[1]), [timer(first, words[0])], ask)
+    assert not grounded(timer(second + 10_001, words[1]), [timer(first, words[0])], ask)
+
+
+# The agent: a reply's later calls, and the calls it asks the model for.
+
+
+def _agent(replies, proposals=(), **kw):
+    from edgeagent import Agent
+    from tests.test_agent_loop import ScriptedBackend, set_timer
+
+    backend = ScriptedBackend(replies)
+    backend.proposals = list(proposals)
+    return Agent([set_timer], backend=backend, **kw), backend
+
+
+def _two(first: str, second: str) -> str:
+    return (f'<tool_call>[{{"name": "set_timer", "arguments": {first}}}, '
+            f'{{"name": "set_timer", "arguments": {second}}}]</tool_call>')  # fmt: skip
+
+
+def test_the_models_own_calls_stand():
+    agent, backend = _agent([_two('{"minutes": 5}', '{"minutes": 10}'), "Done."], [""])
+    minutes = [c.arguments["minutes"] for c in agent.run("A timer of 5 minutes").tool_calls]
+    assert minutes == [5, 10] and not backend.proposals  # asked for a third: nothing
+
+
+def test_asked_for_one_more_call_the_model_writes_the_second_thing_asked_for():
+    from tests.test_agent_loop import call
+
+    rice = '{"name": "set_timer", "arguments": {"minutes": 10, "label": "rice"}}]</tool_call>'
+    first = call("set_timer", '{"minutes": 5, "label": "eggs"}')
+    agent, backend = _agent([first, "Both set."], [rice, ""])
+    result = agent.run(TWO_TIMERS)
+    assert [c.arguments for c in result.tool_calls] == [
+        {"minutes": 5, "label": "eggs"},
+        {"minutes": 10, "label": "rice"},
+    ]
+    assert not backend.proposals  # asked twice: the second time it wrote nothing
+    # a made-up one is not run; and with propose_calls off the model is not asked
+    made_up = rice.replace("10", "7")
+    agent, backend = _agent([first, "Set."], [made_up])
+    assert len(agent.run(TWO_TIMERS).tool_calls) == 1 and not backend.proposals
+    agent, backend = _agent([first, "Set."], [rice], propose_calls=False)
+    assert len(agent.run(TWO_TIMERS).tool_calls) == 1 and backend.proposals == [rice]
+
+
+def test_only_the_turns_first_reply_is_continued_and_max_calls_caps_it():
+    from tests.test_agent_loop import call
+
+    rice = '{"name": "set_timer", "arguments": {"minutes": 10, "label": "rice"}}]</tool_call>'
+    first = call("set_timer", '{"minutes": 5, "label": "eggs"}')
+    agent, backend = _agent([first, "Set."], [rice], max_calls=1)
+    assert len(agent.run(TWO_TIMERS).tool_calls) == 1 and backend.proposals == [rice]
+    # after tool results the model decides alone: the first reply is asked (and writes
+    # nothing), the second is not
+    agent, backend = _agent([first, call("set_timer", '{"minutes": 10}'), "Set."], ["", rice])
+    assert len(agent.run(TWO_TIMERS).tool_calls) == 2 and backend.proposals == [rice]
+
+
+def test_the_continuation_grammar_admits_one_more_call_and_the_end_only():
+    from edgeagent.wireformat import build_grammar, first_call_end, next_call_grammar
+    from tests.gbnf import matches, parse_gbnf
+    from tests.test_agent_loop import set_timer
+
+    grammar = parse_gbnf(next_call_grammar(build_grammar([set_timer], allow_answer=False)))
+    rice = '{"name": "set_timer", "arguments": {"minutes": 10, "label": "rice"}}'
+    assert matches(grammar, rice + "]</tool_call>")
+    assert not matches(grammar, rice + ", " + rice + "]</tool_call>")
+    assert not matches(grammar, "<tool_call>[" + rice + "]</tool_call>")
+    assert not matches(grammar, "Done.")
+    with pytest.raises(ValueError, match="calls only"):
+        next_call_grammar(build_grammar([set_timer]))
+    reply = f"<tool_call>[{rice}, {rice}]</tool_call>"
+    assert reply[: first_call_end(reply)].endswith("}") and first_call_end(reply[:20]) is None
+
+
+def test_a_part_of_the_request_an_earlier_call_took_grounds_nothing_else():
+    translate = ToolCall("translate", {"text": "Hello, how are you?", "to": "French"})
+    ask = "Translate Hello, how are you? from English to French."
+    assert not grounded(ToolCall("sentiment", {"text": "How are you?"}), [translate], ask)
+    assert not grounded(timer(5, "mi"), [timer(5, "pasta")], "5 minutes for the pasta")  # words
+
+
+def test_a_proposal_stops_at_its_first_value_the_request_does_not_say():
+    from edgeagent.replies import _unsaid_so_far
+
+    eggs = [timer(5, "eggs")]
+    made_up = '{"name": "set_timer", "arguments": {"minutes": 7,'
+    assert _unsaid_so_far(made_up, eggs, TWO_TIMERS)
+    assert not _unsaid_so_far(made_up.replace("7", "10"), eggs, TWO_TIMERS)
+    assert not _unsaid_so_far('{"name": "set_timer",', eggs, TWO_TIMERS)  # no value yet
+    assert not _unsaid_so_far('{"name": "n", "arguments": {"text": "a,', eggs, "a, b")

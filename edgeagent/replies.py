@@ -221,7 +221,9 @@ def asked_calls(
             pieces.close()
     if first_end is None:  # a call the length limit cut
         return
-    calls = parse_reply(stream.text, r.tools).calls[: agent.max_calls]
+    written = parse_reply(stream.text, r.tools)
+    r.stats.calls_dropped += written.duplicates_dropped + stream.repeated
+    calls = written.calls[: agent.max_calls]
     if r.first and agent.propose_calls:
         calls += propose_calls(agent, r, request, calls, sampling)
     more = "".join(", " + json.dumps(c.to_dict(), ensure_ascii=False) for c in calls[1:])

@@ -133,7 +133,7 @@ class Session:
                         answer, abstained = ABSTAIN_ANSWER, True
                         self.messages.append(Message("assistant", answer))
                         break
-                duplicates += reply.duplicates_dropped + stream.repeated
+                duplicates += reply.duplicates_dropped + stream.repeated + stats.calls_dropped
                 if stream.looped:
                     problems.append(f"reply {steps}: cut where it began repeating itself")
                 problems += [f"reply {steps}: {p}" for p in reply.problems]

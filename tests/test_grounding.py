@@ -104,6 +104,12 @@ def test_the_models_own_calls_stand():
     assert minutes == [5, 10] and not backend.proposals  # asked for a third: nothing
 
 
+def test_a_copy_in_the_reply_is_cut_and_counted():
+    agent, _ = _agent([_two('{"minutes": 5}', '{"minutes": 5}'), "Done."], [""])
+    result = agent.run("A timer of 5 minutes")
+    assert len(result.tool_calls) == 1 and result.duplicates_dropped == 1
+
+
 def test_asked_for_one_more_call_the_model_writes_the_second_thing_asked_for():
     from tests.test_agent_loop import call
 
@@ -170,3 +176,17 @@ def test_a_proposal_stops_at_its_first_value_the_request_does_not_say():
     assert not _unsaid_so_far(made_up.replace("7", "10"), eggs, TWO_TIMERS)
     assert not _unsaid_so_far('{"name": "set_timer",', eggs, TWO_TIMERS)  # no value yet
     assert not _unsaid_so_far('{"name": "n", "arguments": {"text": "a,', eggs, "a, b")
+
+
+@pytest.mark.model
+def test_the_default_agent_sets_both_timers_of_one_request_and_makes_up_none():
+    """The embedded model with the shipped adapter writes the eggs timer and ends its list;
+    asked for one more, it writes the rice timer. Asked for one timer, it gets one."""
+    from edgeagent import Agent
+    from edgeagent.demo_tools import DEMO_TOOLS
+
+    agent = Agent(DEMO_TOOLS, allow=["set_timer"])
+    timers = [(c.arguments["minutes"], c.arguments.get("label")) for c in agent.run(TWO_TIMERS).tool_calls]  # fmt: skip
+    assert sorted(timers) == [(5, "eggs"), (10, "rice")]
+    one = agent.run("Start a 12 minute timer for the pasta").tool_calls
+    assert [(c.name, c.arguments["minutes"]) for c in one] == [("set_timer", 12)]

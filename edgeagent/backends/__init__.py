@@ -52,6 +52,9 @@ class GenerationStats:
     call_mass: float | None = None
     #: (text, probability under the grammar) of each of the first probe_tokens tokens
     probes: list[tuple[str, float]] = field(default_factory=list)
+    #: set by the reply strategy: repeated calls it cut from the reply before the caller saw
+    #: them (edgeagent.replies.asked_calls)
+    calls_dropped: int = 0
 
 
 @runtime_checkable

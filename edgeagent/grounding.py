@@ -10,8 +10,9 @@ taken: "factorial of 5, 10 and 15" grounds factorial(10) after factorial(5); "th
 charge 2 at distance 3" does not ground charge 3 (the one "3" is the first call's distance),
 nor does "Translate 'Hello, how are you?'" ground a sentiment_analysis("How are you?") beside
 the translation (that part of the request is the translation's text). Booleans and nulls are
-not looked for (a request rarely says them), but a call of the same tool whose only new values
-are those is not kept; another tool's call with no arguments is ("and lock the door").
+not looked for (a request rarely says them), but a call whose only new values are those is not
+kept, nor a call with no arguments: asked for one more, the model proposed `list_timers()`
+beside a timer (the demo tools), and nothing in a request can ground an empty call.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def new_values(call: ToolCall, earlier: Sequence[ToolCall]) -> list[Scalar]:
 
 def grounded(call: ToolCall, earlier: Sequence[ToolCall], request: str) -> bool:
     """Whether the request asks for `call` beside the `earlier` ones (see the module's text)."""
-    if not new_values(call, earlier) and any(c.name == call.name for c in earlier):
-        return False  # a copy, or new only in what the request cannot say
+    if not new_values(call, earlier):
+        return False  # a copy, new only in what a request cannot say, or no arguments at all
     return not unsaid(call, earlier, request)
 
 

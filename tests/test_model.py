@@ -175,8 +175,9 @@ def test_a_copy_of_an_earlier_call_is_steered_away_from_within_the_margin():
     tools = function_tools(case.functions)
     backend = Evaluator().backend
     backend.set_adapters({ADAPTER: 1.0})
-    off, _ = first_reply(backend, tools, case.question)
-    on, _ = first_reply(backend, tools, case.question,
+    # the reply as the model writes it, without the call the agent would ask for after it
+    off, _ = first_reply(backend, tools, case.question, propose_calls=False)
+    on, _ = first_reply(backend, tools, case.question, propose_calls=False,
                         sampling=SamplingParams(repeated_call_margin=3.0))  # fmt: skip
     assert len(parse_reply(off, tools).calls) == 1  # the copy was written and dropped
     calls = parse_reply(on, tools).calls

@@ -9,10 +9,12 @@ said in the request (as words, or as a number), in a part of it no earlier call'
 taken: "factorial of 5, 10 and 15" grounds factorial(10) after factorial(5); "the field for
 charge 2 at distance 3" does not ground charge 3 (the one "3" is the first call's distance),
 nor does "Translate 'Hello, how are you?'" ground a sentiment_analysis("How are you?") beside
-the translation (that part of the request is the translation's text). Booleans and nulls are
-not looked for (a request rarely says them), but a call whose only new values are those is not
-kept, nor a call with no arguments: asked for one more, the model proposed `list_timers()`
-beside a timer (the demo tools), and nothing in a request can ground an empty call.
+the translation (that part of the request is the translation's text); an earlier value the
+request does not say whole takes its words ("*.pdf" takes the "pdf" of "the pdf files").
+Booleans and nulls are not looked for (a request rarely says them), but a call whose only new
+values are those is not kept, nor a call with no arguments: asked for one more, the model
+proposed `list_timers()` beside a timer (the demo tools), and nothing in a request can ground
+an empty call.
 """
 
 from __future__ import annotations
@@ -74,7 +76,10 @@ def unsaid(call: ToolCall, earlier: Sequence[ToolCall], request: str) -> list[Sc
     rest = _THOUSANDS.sub("", request)
     taken = [s for c in earlier for s in scalars(c.arguments)]
     for value in sorted(taken, key=lambda v: -len(str(v))):  # "Hello, how are you?" first
-        rest = _pattern(value).sub(" ", rest, count=1)
+        rest, found = _pattern(value).subn(" ", rest, count=1)
+        if not found and isinstance(value, str):  # "*.pdf" for "the pdf files": its words
+            for word in re.findall(r"\w+", value):
+                rest = _pattern(word).sub(" ", rest, count=1)
     missing = []
     for value in new_values(call, earlier):
         rest, found = _pattern(value).subn(" ", rest, count=1)

@@ -37,6 +37,8 @@ from edgeagent.wireformat import (
     Message,
     ToolCall,
     answer_view,
+    build_arguments_grammar,
+    call_head,
     first_call_end,
     format_calls,
     next_call_grammar,
@@ -238,38 +240,62 @@ def propose_calls(
     A small model asked for two things writes one call and ends the list, or writes the first
     again (BFCL parallel: 0.04 without this); asked for one more, it writes the second thing
     asked for, or a made-up call the grounding turns away."""
-    backend = agent.backend
-    if not getattr(backend, "steers_copies", True):
+    if not getattr(agent.backend, "steers_copies", True):
         return []
-    grammar = next_call_grammar(agent.grammar(False, True, r.tools))
     found: list[ToolCall] = []
     while len(calls) + len(found) < agent.max_calls:
-        agent._check_interrupt()
         so_far = calls + found
-        written = format_calls(so_far)[: -len(CALLS_END)] + ", "
-        stats = GenerationStats()
-        steer = replace(sampling, call_threshold=0.0, repeated_call_margin=math.inf,
-                        continues=written)  # fmt: skip
-        pieces = backend.generate(
-            r.prompt + backend.tokenize(written), grammar=grammar, sampling=steer,
-            max_tokens=r.max_tokens, stats=stats,
-        )  # fmt: skip
-        text = ""
-        try:
-            for piece in pieces:
-                text += piece
-                if piece.rstrip().endswith(",") and _unsaid_so_far(text, so_far, request):
-                    break  # a value written in full that the request does not say: stop here
-        finally:
-            if isinstance(pieces, Generator):
-                pieces.close()
-        r.stats.completion_tokens += stats.completion_tokens
-        r.stats.decode_s += stats.prompt_eval_s + stats.decode_s
-        new = parse_reply(written + text, r.tools).calls[len(so_far) :]
-        if not new or not grounded(new[0], so_far, request):
+        call = _one_more(agent, r, request, so_far, sampling)
+        last = next(t for t in r.tools if t.name == so_far[-1].name)
+        if call is not None and not call.arguments and last.parameters.get("properties"):
+            # a call with no arguments is never kept and tells nothing of whether another was
+            # asked for (list_timers() after a timer where two were): given the same tool's
+            # name, the model writes the other timer
+            call = _one_more(agent, r, request, so_far, sampling, last)
+        if call is None or not grounded(call, so_far, request):
             break
-        found.append(new[0])
+        found.append(call)
     return found
+
+
+def _one_more(
+    agent: Agent,
+    r: Request,
+    request: str,
+    so_far: list[ToolCall],
+    sampling: SamplingParams,
+    tool: Tool | None = None,
+) -> ToolCall | None:
+    """The call the model writes after `so_far` and `, ` (one call of the offered tools, or
+    `tool`'s arguments, and the end of the list); None where it was stopped at a value the
+    request does not say."""
+    agent._check_interrupt()
+    backend = agent.backend
+    before = format_calls(so_far)[: -len(CALLS_END)] + ", "
+    if tool is None:
+        call = ""
+        grammar = next_call_grammar(agent.grammar(False, True, r.tools))
+    else:  # the name given is read with the prompt, not generated token by token
+        call = call_head(tool.name).removesuffix(" ")  # the grammar writes the space
+        grammar = build_arguments_grammar(tool, agent.max_string_chars)
+    stats = GenerationStats()
+    steer = replace(sampling, call_threshold=0.0, repeated_call_margin=math.inf,
+                    continues=before + call)  # fmt: skip
+    pieces = backend.generate(
+        r.prompt + backend.tokenize(before + call), grammar=grammar, sampling=steer,
+        max_tokens=r.max_tokens, stats=stats,
+    )  # fmt: skip
+    try:
+        for piece in pieces:
+            call += piece
+            if piece.rstrip().endswith(",") and _unsaid_so_far(call, so_far, request):
+                break  # a value written in full that the request does not say: stop here
+    finally:
+        if isinstance(pieces, Generator):
+            pieces.close()
+    r.stats.completion_tokens += stats.completion_tokens
+    r.stats.decode_s += stats.prompt_eval_s + stats.decode_s
+    return next(iter(parse_reply(before + call, r.tools).calls[len(so_far) :]), None)
 
 
 def _unsaid_so_far(text: str, earlier: list[ToolCall], request: str) -> bool:

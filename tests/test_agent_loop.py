@@ -15,7 +15,7 @@ from edgeagent.errors import ContextOverflowError
 class ScriptedBackend:
     """Replies from a script, one per generation; records the grammar it was given. Asked for
     one more call (a continuation, edgeagent.replies.propose_calls) it writes what `proposals`
-    holds, else nothing."""
+    holds, else nothing, and records the grammar it was given in `continued`."""
 
     name = "scripted"
     model_path = "scripted"
@@ -26,6 +26,7 @@ class ScriptedBackend:
         self.grammars: list[str | None] = []
         self.prompts: list[list[int]] = []
         self.proposals: list[str] = []
+        self.continued: list[str | None] = []
 
     def tokenize(self, text: str) -> list[int]:
         return [ord(c) for c in text]
@@ -40,6 +41,7 @@ class ScriptedBackend:
         self, prompt, *, grammar, sampling: SamplingParams, max_tokens, stats: GenerationStats
     ) -> Iterator[str]:
         if sampling.continues:
+            self.continued.append(grammar)
             yield from self.proposals[:1]
             del self.proposals[:1]
             return

@@ -131,6 +131,42 @@ def test_asked_for_one_more_call_the_model_writes_the_second_thing_asked_for():
     assert len(agent.run(TWO_TIMERS).tool_calls) == 1 and backend.proposals == [rice]
 
 
+def test_a_proposed_call_with_no_arguments_is_followed_by_one_of_the_same_tool():
+    """With all nine demo tools the model proposed list_timers() after the eggs timer; given
+    set_timer's name, it writes the rice timer."""
+    from edgeagent import Agent, tool
+    from tests.test_agent_loop import ScriptedBackend, call, set_timer
+
+    @tool
+    def list_timers() -> str:
+        """The running timers."""
+        return "none"
+
+    @tool
+    def add_note(text: str) -> str:
+        """Save a note."""
+        return "saved"
+
+    listing = '{"name": "list_timers", "arguments": {}}]</tool_call>'
+    rice = ' {"minutes": 10, "label": "rice"}}]</tool_call>'  # after the name it was given
+    first = call("set_timer", '{"minutes": 5, "label": "eggs"}')
+    backend = ScriptedBackend([first, "Both set."])
+    backend.proposals = [listing, rice]
+    agent = Agent([set_timer, list_timers, add_note], backend=backend, allow=["set_timer"])
+    calls = agent.run(TWO_TIMERS).tool_calls
+    assert [(c.name, c.arguments.get("label")) for c in calls] == [
+        ("set_timer", "eggs"), ("set_timer", "rice")
+    ]  # fmt: skip
+    offered = ["list_timers" in (g or "") for g in backend.continued]
+    assert offered == [True, False, True]  # all tools, set_timer's arguments, all tools
+    # a proposal with arguments that is not kept ends it: the model is not asked again
+    backend = ScriptedBackend([first, "Set."])
+    note = '{"name": "add_note", "arguments": {"text": "buy milk"}}]</tool_call>'
+    backend.proposals = [note, rice]
+    agent = Agent([set_timer, list_timers, add_note], backend=backend, allow=["set_timer"])
+    assert len(agent.run(TWO_TIMERS).tool_calls) == 1 and backend.proposals == [rice]
+
+
 def test_only_the_turns_first_reply_is_continued_and_max_calls_caps_it():
     from tests.test_agent_loop import call
 
@@ -166,6 +202,11 @@ def test_a_part_of_the_request_an_earlier_call_took_grounds_nothing_else():
     ask = "Translate Hello, how are you? from English to French."
     assert not grounded(ToolCall("sentiment", {"text": "How are you?"}), [translate], ask)
     assert not grounded(timer(5, "mi"), [timer(5, "pasta")], "5 minutes for the pasta")  # words
+    # an earlier value not said whole takes its words: "pdf" is the first call's
+    pdf = [ToolCall("find_files", {"pattern": "*.pdf"})]
+    ask = "Find the pdf files and the txt files"
+    assert not grounded(ToolCall("find_files", {"pattern": "pdf"}), pdf, ask)
+    assert grounded(ToolCall("find_files", {"pattern": "txt"}), pdf, ask)
 
 
 def test_a_proposal_stops_at_its_first_value_the_request_does_not_say():
@@ -182,13 +223,15 @@ def test_a_proposal_stops_at_its_first_value_the_request_does_not_say():
 @pytest.mark.model
 def test_the_default_agent_sets_both_timers_of_one_request_and_makes_up_none():
     """The embedded model with the shipped adapter writes the eggs timer and ends its list;
-    asked for one more, it writes the rice timer. Asked for one timer, it gets one. (With all
-    nine demo tools offered its proposal is list_timers(), which nothing grounds: one timer.)"""
+    asked for one more, it writes the rice timer (with all nine demo tools offered it first
+    proposes list_timers(), then, given set_timer's name, the rice timer). Asked for one timer,
+    it gets one."""
     from edgeagent import Agent
     from edgeagent.demo_tools import DEMO_TOOLS, set_timer
 
-    calls = Agent([set_timer], allow=["set_timer"]).run(TWO_TIMERS).tool_calls
-    timers = [(c.arguments["minutes"], c.arguments.get("label")) for c in calls]
-    assert sorted(timers) == [(5, "eggs"), (10, "rice")]
+    for tools in ([set_timer], DEMO_TOOLS):
+        calls = Agent(tools, allow=["set_timer"]).run(TWO_TIMERS).tool_calls
+        timers = [(c.name, c.arguments["minutes"], c.arguments.get("label")) for c in calls]
+        assert sorted(timers) == [("set_timer", 5, "eggs"), ("set_timer", 10, "rice")]
     one = Agent(DEMO_TOOLS, allow=["set_timer"]).run("Start a 12 minute timer for the pasta")
     assert [(c.name, c.arguments["minutes"]) for c in one.tool_calls] == [("set_timer", 12)]

@@ -36,7 +36,10 @@ from edgeagent.errors import EdgeAgentError
 )
 @click.option("--no-adapter", is_flag=True, help="The bare model.")
 @click.option("--no-grammar", is_flag=True, help="Generate without the tool-call grammar.")
-@click.option("--compare", help="Configurations side by side: default,no-adapter,no-grammar,bare.")
+@click.option(
+    "--compare",
+    help="Configurations side by side: default,no-propose-calls,no-adapter,no-grammar,bare.",
+)
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -127,10 +130,12 @@ def command(
         raise EdgeAgentError(
             f"unknown configuration {unknown[0]!r}", hint=f"one of: {', '.join(PRESETS)}"
         )
-    configs = [(n, *PRESETS[n]) for n in names] or [("run", not no_adapter, not no_grammar)]
+    configs = [(n, *PRESETS[n]) for n in names] or [
+        ("run", not no_adapter, not no_grammar, not no_propose_calls)
+    ]
     evaluator = Evaluator(model, adapter_choice(adapter, no_adapter), bundle, n_ctx)
     reports = []
-    for name, use_adapter, use_grammar in configs:
+    for name, use_adapter, use_grammar, propose in configs:
         with _progress(name, len(cases), quiet=as_json or not cases) as bar:
             rep = evaluator.run(
                 cases,
@@ -138,7 +143,7 @@ def command(
                 adapter=use_adapter,
                 grammar=use_grammar,
                 progress=lambda i, r: bar and bar.update(1, r),
-                propose_calls=not no_propose_calls,
+                propose_calls=propose,
             )
         rep.skipped = skipped
         if coherence:

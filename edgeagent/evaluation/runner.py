@@ -23,12 +23,13 @@ from edgeagent.evaluation.checker import Call, Expected, check_case
 from edgeagent.replies import ADAPTER, loaded_adapters
 from edgeagent.tools import Tool
 
-#: named configurations for --compare: (adapter on, grammar on)
-PRESETS: dict[str, tuple[bool, bool]] = {
-    "default": (True, True),
-    "no-adapter": (False, True),
-    "no-grammar": (True, False),
-    "bare": (False, False),
+#: named configurations for --compare: (adapter on, grammar on, one more call asked for)
+PRESETS: dict[str, tuple[bool, bool, bool]] = {
+    "default": (True, True, True),
+    "no-propose-calls": (True, True, False),  # the default before 2026-12-03
+    "no-adapter": (False, True, True),
+    "no-grammar": (True, False, True),
+    "bare": (False, False, True),
 }
 MAX_REPLY_TOKENS = 192
 

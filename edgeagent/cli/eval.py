@@ -226,11 +226,12 @@ def _progress(label: str, n: int, quiet: bool) -> Any:
 
 def _table(reports: list) -> None:
     cats = [c.category for c in reports[0].categories] + ["overall"]
-    head = f"{'category':24} {'cases':>5}" + "".join(f" {r.config[:14]:>14}" for r in reports)
+    width = max(14, *(len(r.config) for r in reports))  # "no-propose-calls" whole
+    head = f"{'category':24} {'cases':>5}" + "".join(f" {r.config:>{width}}" for r in reports)
     click.secho(head, bold=True)
     for cat in cats:
         rows = [{c.category: c for c in [*r.categories, r.overall]}[cat] for r in reports]
-        line = f"{cat:24} {rows[0].cases:>5}" + "".join(f" {s.accuracy:>14.3f}" for s in rows)
+        line = f"{cat:24} {rows[0].cases:>5}" + "".join(f" {s.accuracy:>{width}.3f}" for s in rows)
         click.echo(line)
     for r in reports:
         o = r.overall

@@ -21,6 +21,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from edgeagent.errors import GrammarError
@@ -280,3 +282,35 @@ def _fill_nines(value: int, count: int) -> int:
 
 def _fill_zeros(value: int, count: int) -> int:
     return value - value % (10**count)
+
+
+#: a string value as the grammar writes it, with its length bounds (see _prepare)
+_STRING_VALUE = re.compile(r'"\\"" char\{(\d+),(\d+)\} "\\""')
+
+
+def restrict_values(grammar: str, strings: Sequence[str], numbers: Sequence[str]) -> str:
+    """`grammar` with its free strings and unbounded numbers limited to the ones given (each
+    string within its rule's length bounds; numbers as JSON literals, integers among them for
+    integer rules). Where none fits a rule, that rule is left as it was. Enums, constants,
+    patterns, formats and bounded numbers are not touched."""
+    lines, added = grammar.splitlines(), {}
+
+    def strings_rule(match: re.Match[str]) -> str:
+        low, high = int(match[1]), int(match[2])
+        fit = sorted({s for s in strings if low <= len(s) <= high})
+        if not fit:
+            return match[0]
+        name = f"said-string-{low}-{high}"
+        added[name] = " | ".join(gbnf_literal(json.dumps(s, ensure_ascii=False)) for s in fit)
+        return name
+
+    integers = [n for n in numbers if re.fullmatch(r"-?\d+", n)]
+    for i, line in enumerate(lines):
+        if line.startswith("number ::= ") and numbers:
+            line = "number ::= said-number space"
+            added["said-number"] = " | ".join(gbnf_literal(n) for n in sorted(set(numbers)))
+        elif line.startswith("integer ::= ") and integers:
+            line = "integer ::= said-integer space"
+            added["said-integer"] = " | ".join(gbnf_literal(n) for n in sorted(set(integers)))
+        lines[i] = _STRING_VALUE.sub(strings_rule, line)
+    return "\n".join(lines + [f"{name} ::= {rule}" for name, rule in added.items()])

@@ -15,10 +15,18 @@ Booleans and nulls are not looked for (a request rarely says them), but a call w
 values are those is not kept, nor a call with no arguments: asked for one more, the model
 proposed `list_timers()` beside a timer (the demo tools), and nothing in a request can ground
 an empty call.
+
+A proposal is written with values the request says (`said_values`, which the agent turns into
+its grammar), so the grounding also turns away what such values make possible: a call that
+only adds an argument to an earlier call of the same tool (a refinement, not a second thing),
+a value that is the field's own name (`function="function"`), and a second value for a field
+that the request does not join to the first ("5 and 12", "Berlin, Madrid", "then repeat with
+10" join; "a gas-powered vehicle driving 1500 miles" says "driving", but as no second type).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -64,9 +72,43 @@ def new_values(call: ToolCall, earlier: Sequence[ToolCall]) -> list[Scalar]:
 
 def grounded(call: ToolCall, earlier: Sequence[ToolCall], request: str) -> bool:
     """Whether the request asks for `call` beside the `earlier` ones (see the module's text)."""
-    if not new_values(call, earlier):
+    new = new_values(call, earlier)
+    if not new:
         return False  # a copy, new only in what a request cannot say, or no arguments at all
+    if any(c.name == call.name and c.arguments.items() <= call.arguments.items() for c in earlier):
+        return False  # an earlier call with more arguments: get_directions(Sydney, Melbourne)
+        # and then the same with route_type="fastest" for "using the fastest route"
+    fields = {w.lower() for n in (call.name, *call.arguments) for w in _NAME_WORD.findall(n)}
+    if any(isinstance(v, str) and v.lower() in fields for v in new):
+        return False  # the request's word for the field, not a value: function="function"
+    if not all(_coordinated(c.arguments[k], v, request) for c in earlier if c.name == call.name
+               for k, v in call.arguments.items() if k in c.arguments):  # fmt: skip
+        return False
     return not unsaid(call, earlier, request)
+
+
+#: what joins two values asked for alike: "5 and 12", "Berlin, Madrid", "then repeat with 10"
+_JOINED = re.compile(
+    r"\b(?:and|or|also|then|another|other|both|each|vs|versus|second|third|next|finally)\b|[,;&/]",
+    re.IGNORECASE,
+)
+
+
+def _coordinated(earlier: Any, value: Any, request: str) -> bool:
+    """Whether two values of one field, where the request says both, are joined as things asked
+    for alike: "gas-powered vehicle driving 1500 miles" said "driving" beside "gas", but as
+    no second vehicle type."""
+    if earlier == value or not scalars(earlier) or not scalars(value):
+        return True
+    text = _THOUSANDS.sub("", request)
+    said_as = [list(_pattern(v).finditer(text)) for v in (scalars(earlier)[0], scalars(value)[0])]
+    if not all(said_as):
+        return True  # one of them is not said as written: nothing to tell by
+    return any(
+        _JOINED.search(text[min(a.end(), b.end()) : max(a.start(), b.start())])
+        for a in said_as[0]
+        for b in said_as[1]
+    )  # "from Sydney to Melbourne and back from Melbourne to Sydney": some two are joined
 
 
 def unsaid(call: ToolCall, earlier: Sequence[ToolCall], request: str) -> list[Scalar]:
@@ -86,6 +128,52 @@ def unsaid(call: ToolCall, earlier: Sequence[ToolCall], request: str) -> list[Sc
         if not found:
             missing.append(value)
     return missing
+
+
+#: a word of a tool's or a parameter's name: snake_case, dotted.names, camelCase
+_NAME_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+#: words a value taken from the request neither starts nor ends with ("my Bluetooth speaker")
+_EDGE_WORDS = {
+    "I", "a", "an", "and", "are", "at", "be", "by", "can", "for", "from", "in", "is", "it", "me",
+    "my", "of", "on", "or", "the", "to", "with", "you", "your",
+}  # fmt: skip
+#: a word of a request: letters and digits, joined by an inner ' . : / or - ("7:30", "e-mail")
+_WORD = re.compile(r"[^\W_]+(?:['’.:/-][^\W_]+)*")
+#: a quoted part of a request, whole: 'Hello, World!'
+_QUOTED = re.compile(r"(?<!\w)['\"‘“`]([^'\"‘’“”`]+)['\"’”`](?!\w)")
+#: a number of a request, with its sign where a minus stands right before it
+_NUMBER = re.compile(r"(?<![\w.])(-?)(\d+(?:\.\d+)?)(?![\d.]\d)")
+#: the longest span of a request (in words) offered as a string value
+SPAN_WORDS = 6
+
+
+def said_values(
+    request: str, earlier: Sequence[ToolCall], max_chars: int
+) -> tuple[list[str], list[str]]:
+    """The strings and numbers (JSON literals) a call beside `earlier` can take from the
+    request: every span of up to SPAN_WORDS of its words as written, every number it says, and
+    the earlier calls' own values. A proposal written under these
+    (grammar.restrict_values) chooses among what was said instead of making a value up."""
+    words = list(_WORD.finditer(request))
+    strings = {
+        request[w.start() : words[j].end()]
+        for i, w in enumerate(words)
+        if w[0] not in _EDGE_WORDS
+        for j in range(i, min(i + SPAN_WORDS, len(words)))
+        if words[j][0] not in _EDGE_WORDS and words[j].end() - w.start() <= max_chars
+    }
+    strings.update(q for q in _QUOTED.findall(request) if len(q) <= max_chars)
+    numbers: set[str] = set()
+    for sign, digits in _NUMBER.findall(_THOUSANDS.sub("", request)):
+        whole = digits.split(".")[0].lstrip("0") or "0"
+        literal = whole + (digits[len(digits.split(".")[0]) :])
+        numbers.update({literal, sign + literal} if literal != "0" else {literal})
+    for value in (s for c in earlier for s in scalars(c.arguments)):
+        if isinstance(value, str):
+            strings.add(value)
+        else:
+            numbers.add(json.dumps(value))
+    return sorted(strings), sorted(numbers)
 
 
 def _pattern(value: Scalar) -> re.Pattern[str]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,7 +27,8 @@ from edgeagent.backends import AdapterSwitching, GenerationStats, PromptCaching,
 from edgeagent.context import split_turns
 from edgeagent.decoupled import two_phase
 from edgeagent.errors import Interrupted
-from edgeagent.grounding import grounded, unsaid
+from edgeagent.grammar import restrict_values
+from edgeagent.grounding import grounded, said_values, unsaid
 from edgeagent.tools import Tool, is_failure
 from edgeagent.wireformat import (
     CALL_OPEN,
@@ -55,6 +55,11 @@ ADAPTER = "adapter"
 ANSWERS = "answers"
 #: the name the recovery adapter (the step after a tool error) is loaded under
 RECOVERY = "recovery"
+#: how far below a copy of an earlier call (in logits) a proposal's other token may lie and be
+#: taken instead: with no limit the proposal left the copy at its first value, where the model
+#: is surest ("crime": "same" for a second "money laundering" search); within 3 it leaves where
+#: another value is close ("year": 2018 after 2019), and a sure copy is written and dropped
+PROPOSAL_COPY_MARGIN = 3.0
 
 
 def loaded_adapters(
@@ -278,8 +283,11 @@ def _one_more(
     else:  # the name given is read with the prompt, not generated token by token
         call = call_head(tool.name).removesuffix(" ")  # the grammar writes the space
         grammar = build_arguments_grammar(tool, agent.max_string_chars)
+    # its values chosen among what the request says (and the earlier calls' values): asked for
+    # one more, the model otherwise makes one up ("Istanbul" for "Paris and Tokyo")
+    grammar = restrict_values(grammar, *said_values(request, so_far, agent.max_string_chars))
     stats = GenerationStats()
-    steer = replace(sampling, call_threshold=0.0, repeated_call_margin=math.inf,
+    steer = replace(sampling, call_threshold=0.0, repeated_call_margin=PROPOSAL_COPY_MARGIN,
                     continues=before + call)  # fmt: skip
     pieces = backend.generate(
         r.prompt + backend.tokenize(before + call), grammar=grammar, sampling=steer,

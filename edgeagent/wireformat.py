@@ -505,14 +505,41 @@ def loop_start(text: str) -> int | None:
     return None
 
 
-def repeat_rests(text: str) -> list[str]:
-    """In a reply calling tools, the texts that would complete the call being written into a copy
-    of an earlier complete call of the same reply (none when the current call has already left
-    every earlier one's path, or no call is open). A backend steers away from these
+@dataclass(frozen=True)
+class CopyRests:
+    """The texts that would complete the call being written into a copy of an earlier complete
+    call of the same reply, with the whitespace between JSON tokens left out: the grammar lets
+    a space after `:` or `,` be written or not, and steered off `"minutes": 5` the model wrote
+    `"minutes":5`, the same call. Falsy when the current call is no copy."""
+
+    rests: list[str]
+    state: tuple[bool, bool] = (False, False)  # (inside a string, after a backslash) so far
+
+    def __bool__(self) -> bool:
+        return bool(self.rests)
+
+    def continued_by(self, piece: str) -> bool:
+        """Whether writing `piece` next goes on copying (whitespace between tokens does not)."""
+        squeezed, _ = _squeeze(piece, self.state)
+        return bool(squeezed) and self._copies(squeezed)
+
+    def left_by(self, piece: str) -> bool:
+        """Whether writing `piece` next leaves the copy (whitespace between tokens does not)."""
+        squeezed, _ = _squeeze(piece, self.state)
+        return bool(squeezed) and not self._copies(squeezed)
+
+    def _copies(self, squeezed: str) -> bool:
+        return any(r.startswith(squeezed) or squeezed.startswith(r) for r in self.rests)
+
+
+def repeat_rests(text: str) -> CopyRests:
+    """In a reply calling tools, what would complete the call being written into a copy of an
+    earlier complete call of the same reply (none when the current call has already left every
+    earlier one's path, or no call is open). A backend steers away from these
     (SamplingParams.repeated_call_margin): a small model asked for two things tends to write its
     first call again where the second should differ."""
     if not text.startswith(CALL_OPEN + "["):
-        return []
+        return CopyRests([])
     body = text[len(CALL_OPEN) + 1 :]
     done: list[str] = []
     pos = 0
@@ -520,14 +547,31 @@ def repeat_rests(text: str) -> list[str]:
     while True:
         start = body.find("{", pos)
         if start < 0:
-            return []  # between calls, or the list is closed
+            return CopyRests([])  # between calls, or the list is closed
         try:
             _, end = decoder.raw_decode(body, start)
         except json.JSONDecodeError:
-            current = body[start:]
-            return [p[len(current) :] for p in done if p.startswith(current) and p != current]
-        done.append(body[start:end])
+            current, state = _squeeze(body[start:])
+            rests = [p[len(current) :] for p in done if p.startswith(current) and p != current]
+            return CopyRests(rests, state)
+        done.append(_squeeze(body[start:end])[0])
         pos = end
+
+
+def _squeeze(text: str, state: tuple[bool, bool] = (False, False)) -> tuple[str, tuple[bool, bool]]:
+    """JSON text without the whitespace outside strings, and whether it ends inside a string
+    (and after a backslash there), from `state` at its start."""
+    out, (inside, escaped) = [], state
+    for char in text:
+        if inside:
+            inside = escaped or char != '"'
+            escaped = not escaped and char == "\\"
+        elif char == '"':
+            inside = True
+        elif char.isspace():
+            continue
+        out.append(char)
+    return "".join(out), (inside, escaped)
 
 
 class CallStream:

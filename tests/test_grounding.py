@@ -123,6 +123,11 @@ def test_asked_for_one_more_call_the_model_writes_the_second_thing_asked_for():
         {"minutes": 10, "label": "rice"},
     ]
     assert not backend.proposals  # asked twice: the second time it wrote nothing
+    # the grammar it was asked under admits values the request says, not made-up ones
+    from tests.gbnf import matches, parse_gbnf
+
+    asked = parse_gbnf(backend.continued[0])
+    assert matches(asked, rice) and not matches(asked, rice.replace("rice", "pasta"))
     # a made-up one is not run; and with propose_calls off the model is not asked
     made_up = rice.replace("10", "7")
     agent, backend = _agent([first, "Set."], [made_up])
@@ -197,6 +202,49 @@ def test_the_continuation_grammar_admits_one_more_call_and_the_end_only():
     assert reply[: first_call_end(reply)].endswith("}") and first_call_end(reply[:20]) is None
 
 
+def test_a_call_that_only_adds_to_an_earlier_one_or_names_a_field_is_not_grounded():
+    """Asked for one more, with its values restricted to the request's, the model wrote the
+    first call again with an argument added, or the request's word for a field as its value."""
+    route = ToolCall("get_directions", {"start": "Sydney", "end": "Melbourne"})
+    ask = "Get directions from Sydney to Melbourne using the fastest route."
+    fastest = ToolCall(
+        "get_directions", {"start": "Sydney", "end": "Melbourne", "route": "fastest"}
+    )
+    assert not grounded(fastest, [route], ask)
+    assert grounded(ToolCall("get_directions", {"start": "Melbourne", "end": "Sydney"}), [route],
+                    "Directions from Sydney to Melbourne and back from Melbourne to Sydney")  # fmt: skip
+    derivative = [ToolCall("calculus.derivative", {"function": "3x^2 + 2x - 1"})]
+    ask = "Calculate the derivative of the function 3x^2 + 2x - 1."
+    assert not grounded(ToolCall("calculus.derivative", {"function": "function"}), derivative, ask)
+    pods = ToolCall("getPods", {"namespace": "namespace"})
+    assert not grounded(pods, [route], "List the pods of the 'default' namespace")
+
+
+def test_a_second_value_for_a_field_is_joined_to_the_first_in_the_request():
+    """Two values of one field asked for alike are joined ("and", a comma, "then"...): "a
+    gas-powered vehicle driving 1500 miles" says "driving", but as no second vehicle type."""
+    gas = [ToolCall("emission", {"vehicle": "gas", "miles": 1500})]
+    ask = "What is the carbon footprint of a gas-powered vehicle driving 1500 miles in a year?"
+    assert not grounded(ToolCall("emission", {"vehicle": "driving", "miles": 1500}), gas, ask)
+    ask = "The footprint of a gas vehicle and of a diesel one, over 1500 miles"
+    assert grounded(ToolCall("emission", {"vehicle": "diesel", "miles": 1500}), gas, ask)
+    todo = [ToolCall("todo_add", {"content": "go for shopping at 9 pm"})]
+    ask = "create todo with the following words verbatim: go for shopping at 9 pm"
+    assert not grounded(ToolCall("todo_add", {"content": "verbatim"}), todo, ask)
+    em = [ToolCall("em_force", {"b_field": 5, "d_time": 4})]
+    ask = "field of 5 Tesla and change in time of 4 seconds, then repeat with a time of 10 seconds"
+    assert grounded(ToolCall("em_force", {"b_field": 5, "d_time": 10}), em, ask)
+
+
+def test_a_quoted_part_of_the_request_is_a_value_whole():
+    from edgeagent.grounding import said_values
+
+    strings, _ = said_values("Reverse the string 'Hello, World!' and the word \"Hi!\"", [], 128)
+    assert "Hello, World!" in strings and "Hi!" in strings
+    strings, _ = said_values("Berlin's and Madrid's stores", [], 128)
+    assert "s and Madrid" not in strings  # an apostrophe inside a word quotes nothing
+
+
 def test_a_part_of_the_request_an_earlier_call_took_grounds_nothing_else():
     translate = ToolCall("translate", {"text": "Hello, how are you?", "to": "French"})
     ask = "Translate Hello, how are you? from English to French."
@@ -235,3 +283,84 @@ def test_the_default_agent_sets_both_timers_of_one_request_and_makes_up_none():
         assert sorted(timers) == [("set_timer", 5, "eggs"), ("set_timer", 10, "rice")]
     one = Agent(DEMO_TOOLS, allow=["set_timer"]).run("Start a 12 minute timer for the pasta")
     assert [(c.name, c.arguments["minutes"]) for c in one.tool_calls] == [("set_timer", 12)]
+
+
+# A proposal's values: chosen among what the request says.
+
+
+def _restricted(tools, request, earlier):
+    from edgeagent.grammar import restrict_values
+    from edgeagent.grounding import said_values
+    from edgeagent.wireformat import build_grammar, next_call_grammar
+    from tests.gbnf import parse_gbnf
+
+    grammar = next_call_grammar(build_grammar(tools, allow_answer=False))
+    return parse_gbnf(restrict_values(grammar, *said_values(request, earlier, 128)))
+
+
+def test_a_proposals_values_are_chosen_among_what_the_request_says():
+    """Asked for one more call beside get_weather("Paris"), the model wrote "Istanbul" for
+    "Paris and in Tokyo": under the restricted grammar it can write only what was said."""
+    from tests.gbnf import matches
+    from tests.test_agent_loop import set_timer
+
+    rules = _restricted([set_timer], TWO_TIMERS, [timer(5, "eggs")])
+
+    def admits(minutes: str, label: str) -> bool:
+        text = f'{{"name": "set_timer", "arguments": {{"minutes": {minutes}, "label": "{label}"}}}}'
+        return matches(rules, text + "]</tool_call>")
+
+    assert admits("10", "rice") and admits("10", "minutes for the rice") and admits("5", "eggs")
+    assert not admits("7", "rice") and not admits("10", "pasta")  # made up
+    assert not admits("10", "ric")  # a span is whole words
+    assert not admits("10", "the rice") and not admits("10", "rice and")  # no "the" at its edge
+    # numbers as a request writes them: "$1,200", "-74.0060"
+    from edgeagent.bfcl import function_tools
+
+    pay = function_tools([{"name": "pay", "description": "", "parameters": {"type": "dict",
+                           "properties": {"amount": {"type": "float"}}}}])  # fmt: skip
+    rules = _restricted(pay, "Pay $1,200 to -74.0060", [])
+    for number, ok in (("1200", True), ("-74.0060", True), ("74.0060", True), ("200", False),
+                       ("1", False)):  # fmt: skip
+        assert (
+            matches(rules, f'{{"name": "pay", "arguments": {{"amount": {number}}}}}]</tool_call>')
+            is ok
+        )
+
+
+def test_a_rule_nothing_said_fits_is_left_as_it_was():
+    from edgeagent.grammar import restrict_values
+    from edgeagent.wireformat import build_grammar, next_call_grammar
+    from tests.test_agent_loop import set_timer
+
+    grammar = next_call_grammar(build_grammar([set_timer], allow_answer=False))
+    assert restrict_values(grammar, [], []) == grammar  # no number said: minutes stays free
+    assert "said-integer" in restrict_values(grammar, [], ["5", "2.5"])
+    assert "said-string" not in restrict_values(grammar, ["x" * 200], [])  # over the cap
+
+
+@given(
+    words=st.lists(st.sampled_from(["eggs", "rice", "pasta", "O'Brien", 'say "hi"', "7:30"]),
+                   min_size=1, max_size=4),
+    numbers=st.lists(st.integers(0, 5000), max_size=3),
+    data=st.data(),
+)  # fmt: skip
+def test_every_value_a_restricted_proposal_can_write_was_said(words, numbers, data):
+    """Whatever call the restricted grammar derives, each of its strings is a span of the
+    request's words (or an earlier value) and each number is said."""
+    import json
+
+    from edgeagent.grounding import said_values
+    from tests.gbnf import generate
+    from tests.test_agent_loop import set_timer
+
+    request = " and ".join(words + [f"{n:,} minutes" for n in numbers])
+    earlier = [timer(3, "tea")]
+    rules = _restricted([set_timer], request, earlier)
+    call = json.loads(generate(data, rules).removesuffix("]</tool_call>"))
+    strings, said_numbers = said_values(request, earlier, 128)
+    for value in call["arguments"].values():
+        if isinstance(value, str):
+            assert value in strings and (value in request or value == "tea")
+        else:
+            assert json.dumps(value) in said_numbers and (value == 3 or said(value, request))

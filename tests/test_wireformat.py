@@ -98,33 +98,55 @@ def test_repeat_rests_name_what_would_complete_a_copy_of_an_earlier_call():
 
     first = '{"name": "set_timer", "arguments": {"minutes": 5, "label": "eggs"}}'
     head = "<tool_call>[" + first + ", "
-    assert repeat_rests("<tool_call>[" + first[:20]) == []  # no earlier call
-    assert repeat_rests(head) == []  # between calls
-    assert repeat_rests(head + first[:37]) == [first[37:]]  # '..."minutes": ' so far
-    assert repeat_rests(head + first[:37] + "1") == []  # left the copy: 1 is not 5
-    assert repeat_rests(head + first + "]") == []  # the copy is complete (CallStream drops it)
-    assert repeat_rests('Use {"name": 1}') == []  # an answer
+    assert not repeat_rests("<tool_call>[" + first[:20])  # no earlier call
+    assert not repeat_rests(head)  # between calls
+    # '..."arguments": {"' so far; the rest without the spaces between tokens
+    assert repeat_rests(head + first[:37]).rests == ['minutes":5,"label":"eggs"}}']
+    assert not repeat_rests(head + first[:37] + "1")  # left the copy: 1 is not 5
+    assert not repeat_rests(head + first + "]")  # the copy is complete (CallStream drops it)
+    assert not repeat_rests('Use {"name": 1}')  # an answer
     other = '{"name": "set_timer", "arguments": {"minutes": 7}}'
     both = "<tool_call>[" + first + ", " + other + ", " + '{"name": "set_timer", "arguments": {"'
-    assert repeat_rests(both) == ['minutes": 5, "label": "eggs"}}', 'minutes": 7}}']
+    assert repeat_rests(both).rests == ['minutes":5,"label":"eggs"}}', 'minutes":7}}']
+
+
+def test_a_copy_written_with_other_spacing_is_still_a_copy():
+    """Steered off `"minutes": 5`, the model wrote `"minutes":5` (the grammar admits both):
+    that goes on copying; a space inside a string value does not count as spacing."""
+    from edgeagent.wireformat import repeat_rests
+
+    first = '{"name": "set_timer", "arguments": {"minutes": 5, "label": "boiled eggs"}}'
+    head = "<tool_call>[" + first + ", "
+    rests = repeat_rests(head + '{"name":"set_timer","arguments":{"minutes":')
+    assert rests.continued_by("5") and rests.continued_by(" 5")
+    assert rests.left_by("7") and not rests.left_by(" ")  # a space is neither
+    inside = repeat_rests(
+        head + '{"name": "set_timer", "arguments": {"minutes": 5, "label": "boiled'
+    )
+    assert inside.continued_by(" eggs") and inside.left_by("eggs")  # "boiledeggs" is no copy
+    assert repeat_rests(head + '{"name": "set_timer", "arguments": {"minutes":5, "label"').rests
 
 
 @given(st.lists(st.dictionaries(st.sampled_from("abc"), st.integers(0, 99)), min_size=1,
-                max_size=3), st.data())  # fmt: skip
-def test_a_copy_is_recognised_at_every_point_of_its_text(calls, data):
-    """Wherever a reply stops inside a call that so far matches an earlier one, the rest of
-    that earlier call is among the rests, and each rest completes an earlier call exactly."""
+                max_size=3), st.data(), st.sampled_from(["", " "]))  # fmt: skip
+def test_a_copy_is_recognised_at_every_point_of_its_text(calls, data, spacing):
+    """Wherever a reply stops inside a call that so far matches an earlier one (written with
+    the same spacing or another), the rest of that earlier call is among the rests, and each
+    rest completes an earlier call exactly."""
     import json
 
     from edgeagent.wireformat import repeat_rests
 
     texts = [json.dumps({"name": "f", "arguments": a}) for a in calls]
-    copied = data.draw(st.sampled_from(texts))
-    cut = data.draw(st.integers(1, len(copied) - 1))
-    reply = "<tool_call>[" + ", ".join(texts) + ", " + copied[:cut]
-    rests = repeat_rests(reply)
-    assert copied[cut:] in rests
-    assert all(copied[:cut] + r in texts for r in rests)
+    squeezed = [json.dumps({"name": "f", "arguments": a}, separators=(",", ":")) for a in calls]
+    i = data.draw(st.integers(0, len(texts) - 1))
+    copy = json.dumps({"name": "f", "arguments": calls[i]}, separators=(",", spacing + ":"))
+    cut = data.draw(st.integers(1, len(copy) - 1))
+    reply = "<tool_call>[" + ", ".join(texts) + ", " + copy[:cut]
+    rests = repeat_rests(reply).rests
+    done = copy[:cut].replace(" ", "")
+    assert squeezed[i][len(done) :] in rests
+    assert all(done + r in squeezed for r in rests)
 
 
 def test_call_stream_ignores_answers_with_braces():

@@ -9,6 +9,7 @@ import logging
 import os
 import struct
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from edgeagent.backends import GenerationStats, SamplingParams
 from edgeagent.errors import GrammarError, Interrupted, ModelFileError
 from edgeagent.models import inspect_gguf
 from edgeagent.paths import publishing
-from edgeagent.wireformat import repeat_rests
+from edgeagent.wireformat import CopyRests, repeat_rests
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class LlamaCppBackend:
         self._vocab = self._llm._model.vocab
         self._eog = llama_cpp.llama_vocab_is_eog
         self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
-        self._grammars: dict[str, _Grammar] = {}
+        self._grammars: OrderedDict[str, _Grammar] = OrderedDict()  # the last _GRAMMARS used
         self._starts: Any = None  # tokens that begin with "<", for the confidence probe
         self._pieces: dict[int, bytes] = {}
         memory = llama_cpp.llama_get_memory(self._llm._ctx.ctx)
@@ -277,6 +278,9 @@ class LlamaCppBackend:
     def _grammar(self, text: str) -> _Grammar:
         if text not in self._grammars:
             self._grammars[text] = _Grammar(self._vocab, text, self._n_vocab)
+            if len(self._grammars) > _GRAMMARS:  # a proposal's grammar is the request's own
+                self._grammars.popitem(last=False)
+        self._grammars.move_to_end(text)
         grammar = self._grammars[text]
         grammar.reset()
         return grammar
@@ -453,17 +457,16 @@ class LlamaCppBackend:
         return int(choose(allowed, self._llm.input_ids[: self._llm.n_tokens]))
 
     def _leave_copy(
-        self, logits: Any, matcher: Any, token: int, rests: list[str], sampling: SamplingParams
+        self, logits: Any, matcher: Any, token: int, rests: CopyRests, sampling: SamplingParams
     ) -> int:
         """A token that leaves the copy of an earlier call being written (`rests`: the texts that
         would complete one), if the grammar admits one within the margin of the chosen token."""
         import numpy as np
 
-        def copies(t: int) -> bool:
-            piece = self.piece(t).decode("utf-8", "replace")
-            return bool(piece) and any(r.startswith(piece) or piece.startswith(r) for r in rests)
+        def piece(t: int) -> str:
+            return self.piece(t).decode("utf-8", "replace")
 
-        if not copies(token):
+        if not rests.continued_by(piece(token)):
             return token
         allowed = matcher.mask(logits)
         margin = sampling.repeated_call_margin  # inf: any token the grammar admits
@@ -471,7 +474,7 @@ class LlamaCppBackend:
         for t in top[np.argsort(-allowed[top])]:
             if not np.isfinite(allowed[t]) or logits[token] - allowed[t] > margin:
                 break  # past what the grammar admits, or too far below the copy
-            if not copies(int(t)):
+            if rests.left_by(piece(int(t))):
                 return int(t)
         return token
 
@@ -496,6 +499,8 @@ class LlamaCppBackend:
         return self._starts
 
 
+# How many compiled grammars a backend keeps (each holds a vocabulary-sized buffer, 0.6 MB).
+_GRAMMARS = 32
 # How many of the best tokens `_leave_copy` considers in place of one that copies a call.
 _ALTERNATIVES = 16
 

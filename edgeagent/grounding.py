@@ -98,10 +98,11 @@ def _coordinated(earlier: Any, value: Any, request: str) -> bool:
     """Whether two values of one field, where the request says both, are joined as things asked
     for alike: "gas-powered vehicle driving 1500 miles" said "driving" beside "gas", but as
     no second vehicle type."""
-    if earlier == value or not scalars(earlier) or not scalars(value):
+    pair = scalars(earlier)[:1] + scalars(value)[:1]
+    if earlier == value or len(pair) < 2:
         return True
     text = _THOUSANDS.sub("", request)
-    said_as = [list(_pattern(v).finditer(text)) for v in (scalars(earlier)[0], scalars(value)[0])]
+    said_as = [list(_pattern(v).finditer(text)) for v in pair]
     if not all(said_as):
         return True  # one of them is not said as written: nothing to tell by
     return any(
@@ -165,8 +166,8 @@ def said_values(
     strings.update(q for q in _QUOTED.findall(request) if len(q) <= max_chars)
     numbers: set[str] = set()
     for sign, digits in _NUMBER.findall(_THOUSANDS.sub("", request)):
-        whole = digits.split(".")[0].lstrip("0") or "0"
-        literal = whole + (digits[len(digits.split(".")[0]) :])
+        whole, point, fraction = digits.partition(".")
+        literal = (whole.lstrip("0") or "0") + point + fraction  # JSON: no leading zeros
         numbers.update({literal, sign + literal} if literal != "0" else {literal})
     for value in (s for c in earlier for s in scalars(c.arguments)):
         if isinstance(value, str):
